@@ -1,0 +1,41 @@
+#include "datasets/dataset.h"
+
+#include <algorithm>
+
+#include "common/error.h"
+#include "common/files.h"
+
+namespace qb {
+
+static bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+static std::string detect_format(const std::string& path, const std::string& text) {
+  const std::string head = text.substr(0, 1 << 16);
+  const bool wiki_heading = head.find(" = ") != std::string::npos && head.find(" = \n") != std::string::npos;
+  if (ends_with(path, ".raw")) return "wikitext-raw";
+  if (wiki_heading && (head.find("<unk>") != std::string::npos || head.find(" @-@ ") != std::string::npos))
+    return "wikitext-tokens";
+  if (wiki_heading) return "wikitext-raw";
+  return "text";
+}
+
+TextDataset load_text_dataset(const std::string& path) {
+  if (is_directory(path)) fail(path, "is a directory; give the dataset's text file (e.g. wiki.test.raw)");
+  TextDataset d;
+  d.path = path;
+  d.text = read_text_file(path);
+  d.bytes = d.text.size();
+  d.sha256 = sha256_hex(d.text.data(), d.text.size());
+  if (std::all_of(d.text.begin(), d.text.end(), [](unsigned char ch) { return std::isspace(ch); }))
+    fail(path, "dataset is empty (no text to score)");
+  d.format = detect_format(path, d.text);
+  return d;
+}
+
+nlohmann::json dataset_json(const TextDataset& d, size_t n_tokens) {
+  return {{"path", d.path}, {"format", d.format}, {"sha256", d.sha256}, {"bytes", d.bytes}, {"tokens", n_tokens}};
+}
+
+}  // namespace qb

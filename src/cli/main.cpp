@@ -1,0 +1,46 @@
+// quantbench: FP16 / RTN / AWQ weights of one model, side by side in quality, size and speed.
+#include <algorithm>
+#include <cstdio>
+#include <map>
+
+#include "cli/commands.h"
+#include "common/error.h"
+#include "common/version.h"
+
+namespace qb::cli {
+std::vector<Command>& commands() {
+  static std::vector<Command> all;
+  return all;
+}
+}  // namespace qb::cli
+
+int main(int argc, char** argv) {
+  using namespace qb::cli;
+  CLI::App app{"quantbench " QB_VERSION " (" QB_GIT_REVISION "): FP16, RTN and AWQ weights of the same model, "
+               "compared in perplexity, KL divergence, bytes and GEMM speed"};
+  app.set_version_flag("--version", "quantbench " QB_VERSION " (" QB_GIT_REVISION ")");
+  std::sort(commands().begin(), commands().end(), [](const Command& a, const Command& b) { return a.name < b.name; });
+  std::map<CLI::App*, std::function<int()>> actions;
+  for (auto& c : commands()) {
+    CLI::App* sub = app.add_subcommand(c.name, c.description);
+    actions[sub] = c.setup(*sub);
+  }
+  app.require_subcommand(0, 1);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  try {
+    for (auto& [sub, action] : actions)
+      if (sub->parsed()) return action();
+    // No subcommand: the main job, `eval` on whatever the data folder holds.
+    for (auto& [sub, action] : actions)
+      if (sub->get_name() == "eval") return action();
+    std::fprintf(stderr, "%s\n", app.help().c_str());
+    return 2;
+  } catch (const qb::Error& e) {
+    std::fprintf(stderr, "quantbench: error: %s\n", e.what());
+    return 1;
+  }
+}

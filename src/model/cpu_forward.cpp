@@ -1,0 +1,173 @@
+#include "model/cpu_forward.h"
+
+#include <cblas.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "common/error.h"
+
+namespace qb {
+
+std::vector<float> widen_linear(const Linear& linear) {
+  return linear.quant ? linear.quant->dequantize() : linear.dense.to_float();
+}
+
+CpuLayer widen_layer(const LayerWeights& l) {
+  return {l.attn_norm.to_float(), widen_linear(l.q_proj),   widen_linear(l.k_proj), widen_linear(l.v_proj),
+          widen_linear(l.o_proj), l.mlp_norm.to_float(),     widen_linear(l.gate_proj), widen_linear(l.up_proj),
+          widen_linear(l.down_proj)};
+}
+
+void rmsnorm(float* out, const float* x, const float* w, int rows, int dim, float eps) {
+#pragma omp parallel for schedule(static)
+  for (int r = 0; r < rows; ++r) {
+    const float* xr = x + static_cast<size_t>(r) * dim;
+    double ss = 0.0;
+    for (int i = 0; i < dim; ++i) ss += double(xr[i]) * xr[i];
+    const float inv = static_cast<float>(1.0 / std::sqrt(ss / dim + eps));
+    float* o = out + static_cast<size_t>(r) * dim;
+    for (int i = 0; i < dim; ++i) o[i] = xr[i] * inv * w[i];
+  }
+}
+
+void linear(float* y, const float* x, const float* w, int m, int n, int k) {
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1.0f, x, k, w, k, 0.0f, y, n);
+}
+
+// Rotates each head of x [rows, n_heads*head_dim] by its position (row % seq_len).
+static void apply_rope(const LlamaConfig& c, float* x, int rows, int seq_len, int n_heads) {
+  const int hd = c.head_dim(), half = hd / 2;
+  std::vector<double> inv_freq(half);
+  for (int i = 0; i < half; ++i) inv_freq[i] = std::pow(double(c.rope_theta), -2.0 * i / hd);
+#pragma omp parallel for schedule(static)
+  for (int r = 0; r < rows; ++r) {
+    const int pos = r % seq_len;
+    for (int h = 0; h < n_heads; ++h) {
+      float* v = x + static_cast<size_t>(r) * n_heads * hd + static_cast<size_t>(h) * hd;
+      for (int i = 0; i < half; ++i) {
+        const double angle = pos * inv_freq[i];
+        const float cs = static_cast<float>(std::cos(angle)), sn = static_cast<float>(std::sin(angle));
+        float& a = c.rope_interleaved ? v[2 * i] : v[i];
+        float& b = c.rope_interleaved ? v[2 * i + 1] : v[i + half];
+        const float a0 = a, b0 = b;
+        a = a0 * cs - b0 * sn;
+        b = a0 * sn + b0 * cs;
+      }
+    }
+  }
+}
+
+void attention(const LlamaConfig& c, const CpuLayer& layer, const float* xn, int n_seq, int seq_len, float* out,
+               std::vector<float>* o_in) {
+  const int rows = n_seq * seq_len, dim = c.dim, hd = c.head_dim();
+  const int q_dim = c.n_heads * hd, kv_dim = c.n_kv_heads * hd, group = c.n_heads / c.n_kv_heads;
+  std::vector<float> q(size_t(rows) * q_dim), k(size_t(rows) * kv_dim), v(size_t(rows) * kv_dim);
+  linear(q.data(), xn, layer.wq.data(), rows, q_dim, dim);
+  linear(k.data(), xn, layer.wk.data(), rows, kv_dim, dim);
+  linear(v.data(), xn, layer.wv.data(), rows, kv_dim, dim);
+  apply_rope(c, q.data(), rows, seq_len, c.n_heads);
+  apply_rope(c, k.data(), rows, seq_len, c.n_kv_heads);
+
+  std::vector<float> att(size_t(rows) * q_dim);
+  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  // One task per (sequence, query head); query t attends to keys 0..t of its own sequence.
+#pragma omp parallel
+  {
+    std::vector<float> scores(seq_len);
+#pragma omp for collapse(2) schedule(dynamic)
+    for (int s = 0; s < n_seq; ++s) {
+      for (int h = 0; h < c.n_heads; ++h) {
+        const int kvh = h / group;
+        for (int t = 0; t < seq_len; ++t) {
+          const float* qt = &q[(size_t(s) * seq_len + t) * q_dim + size_t(h) * hd];
+          float max_score = -INFINITY;
+          for (int u = 0; u <= t; ++u) {
+            const float* ku = &k[(size_t(s) * seq_len + u) * kv_dim + size_t(kvh) * hd];
+            float dot = 0.0f;
+            for (int i = 0; i < hd; ++i) dot += qt[i] * ku[i];
+            scores[u] = dot * scale;
+            max_score = std::max(max_score, scores[u]);
+          }
+          float sum = 0.0f;
+          for (int u = 0; u <= t; ++u) {
+            scores[u] = std::exp(scores[u] - max_score);
+            sum += scores[u];
+          }
+          float* ot = &att[(size_t(s) * seq_len + t) * q_dim + size_t(h) * hd];
+          std::fill(ot, ot + hd, 0.0f);
+          for (int u = 0; u <= t; ++u) {
+            const float p = scores[u] / sum;
+            const float* vu = &v[(size_t(s) * seq_len + u) * kv_dim + size_t(kvh) * hd];
+            for (int i = 0; i < hd; ++i) ot[i] += p * vu[i];
+          }
+        }
+      }
+    }
+  }
+  linear(out, att.data(), layer.wo.data(), rows, dim, q_dim);
+  if (o_in) *o_in = std::move(att);
+}
+
+void mlp(const LlamaConfig& c, const CpuLayer& layer, const float* xn, int rows, float* out,
+         std::vector<float>* down_in) {
+  const int dim = c.dim, hid = c.hidden_dim;
+  std::vector<float> gate(size_t(rows) * hid), up(size_t(rows) * hid);
+  linear(gate.data(), xn, layer.w_gate.data(), rows, hid, dim);
+  linear(up.data(), xn, layer.w_up.data(), rows, hid, dim);
+#pragma omp parallel for schedule(static)
+  for (size_t i = 0; i < gate.size(); ++i) gate[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
+  linear(out, gate.data(), layer.w_down.data(), rows, dim, hid);
+  if (down_in) *down_in = std::move(gate);
+}
+
+void block_forward(const LlamaConfig& c, const CpuLayer& layer, float* x, int n_seq, int seq_len,
+                   BlockInputs* capture) {
+  const int rows = n_seq * seq_len, dim = c.dim;
+  const size_t n = size_t(rows) * dim;
+  std::vector<float> xn(n), delta(n);
+  if (capture) capture->x.assign(x, x + n);
+  rmsnorm(xn.data(), x, layer.attn_norm.data(), rows, dim, c.norm_eps);
+  if (capture) capture->attn_in = xn;
+  attention(c, layer, xn.data(), n_seq, seq_len, delta.data(), capture ? &capture->o_in : nullptr);
+  for (size_t i = 0; i < n; ++i) x[i] += delta[i];
+  rmsnorm(xn.data(), x, layer.mlp_norm.data(), rows, dim, c.norm_eps);
+  if (capture) capture->mlp_in = xn;
+  mlp(c, layer, xn.data(), rows, delta.data(), capture ? &capture->down_in : nullptr);
+  for (size_t i = 0; i < n; ++i) x[i] += delta[i];
+}
+
+CpuModel::CpuModel(const Model& model)
+    : config_(model.config),
+      embed_(model.embed_tokens.to_float()),
+      norm_(model.norm.to_float()),
+      lm_head_(model.config.tied_embeddings ? embed_ : model.lm_head.to_float()) {
+  for (const auto& l : model.layers) layers_.push_back(widen_layer(l));
+}
+
+void CpuModel::embed(const int* tokens, int n_tokens, float* x) const {
+  for (int t = 0; t < n_tokens; ++t) {
+    if (tokens[t] < 0 || tokens[t] >= config_.vocab_size)
+      fail("embed", "token id " + std::to_string(tokens[t]) + " outside the vocabulary of " +
+                        std::to_string(config_.vocab_size));
+    std::memcpy(x + size_t(t) * config_.dim, &embed_[size_t(tokens[t]) * config_.dim], sizeof(float) * config_.dim);
+  }
+}
+
+void CpuModel::head(const float* x, int rows, std::vector<float>& logits) const {
+  std::vector<float> xn(size_t(rows) * config_.dim);
+  rmsnorm(xn.data(), x, norm_.data(), rows, config_.dim, config_.norm_eps);
+  logits.resize(size_t(rows) * config_.vocab_size);
+  linear(logits.data(), xn.data(), lm_head_.data(), rows, config_.vocab_size, config_.dim);
+}
+
+void CpuModel::forward(const int* tokens, int n_seq, int seq_len, std::vector<float>& logits) const {
+  const int rows = n_seq * seq_len;
+  std::vector<float> x(size_t(rows) * config_.dim);
+  embed(tokens, rows, x.data());
+  for (const auto& layer : layers_) block_forward(config_, layer, x.data(), n_seq, seq_len);
+  head(x.data(), rows, logits);
+}
+
+}  // namespace qb

@@ -1,0 +1,158 @@
+#include "model/model.h"
+
+#include <cmath>
+#include <cstring>
+#include <map>
+
+#include "common/error.h"
+#include "common/half.h"
+
+namespace qb {
+
+const char* dtype_name(DType t) {
+  switch (t) {
+    case DType::F32: return "F32";
+    case DType::F16: return "F16";
+    case DType::BF16: return "BF16";
+  }
+  return "?";
+}
+
+size_t dtype_size(DType t) { return t == DType::F32 ? 4 : 2; }
+
+int64_t Tensor::numel() const {
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  return shape.empty() ? 0 : n;
+}
+
+float Tensor::at(int64_t i) const {
+  switch (dtype) {
+    case DType::F32: return static_cast<const float*>(data)[i];
+    case DType::F16: return half_to_float(static_cast<const uint16_t*>(data)[i]);
+    case DType::BF16: return bf16_to_float(static_cast<const uint16_t*>(data)[i]);
+  }
+  return 0.0f;
+}
+
+std::vector<float> Tensor::to_float() const {
+  std::vector<float> out(static_cast<size_t>(numel()));
+  if (dtype == DType::F32) {
+    std::memcpy(out.data(), data, out.size() * 4);
+  } else {
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < numel(); ++i) out[i] = at(i);
+  }
+  return out;
+}
+
+Tensor Tensor::from_float(std::string name, std::vector<int64_t> shape, const std::vector<float>& values,
+                          DType dtype) {
+  Tensor t;
+  t.name = std::move(name);
+  t.dtype = dtype;
+  t.shape = std::move(shape);
+  if (static_cast<size_t>(t.numel()) != values.size())
+    fail(t.name, "from_float: " + std::to_string(values.size()) + " values for shape of " +
+                     std::to_string(t.numel()));
+  auto buf = std::shared_ptr<uint8_t[]>(new uint8_t[t.nbytes()]);
+  if (dtype == DType::F32) {
+    std::memcpy(buf.get(), values.data(), t.nbytes());
+  } else if (dtype == DType::F16) {
+    auto* h = reinterpret_cast<uint16_t*>(buf.get());
+    for (size_t i = 0; i < values.size(); ++i) h[i] = float_to_half(values[i]);
+  } else {
+    fail(t.name, "from_float: BF16 output is not supported");
+  }
+  t.data = buf.get();
+  t.owner = std::shared_ptr<const void>(buf, buf.get());
+  return t;
+}
+
+static size_t packed_bytes(size_t count, int bits) { return (count * static_cast<size_t>(bits) + 7) / 8; }
+
+size_t QuantizedWeight::stored_bytes() const {
+  const size_t g = static_cast<size_t>(n_groups()) * n;
+  return packed_bytes(static_cast<size_t>(n) * k, bits) + g * 2 + packed_bytes(g, bits);
+}
+
+std::vector<float> QuantizedWeight::dequantize() const {
+  std::vector<float> w(static_cast<size_t>(n) * k);
+#pragma omp parallel for schedule(static)
+  for (int o = 0; o < n; ++o) {
+    for (int i = 0; i < k; ++i) {
+      const size_t g = static_cast<size_t>(i / group_size) * n + o;
+      w[static_cast<size_t>(o) * k + i] =
+          (static_cast<float>(q[static_cast<size_t>(o) * k + i]) - static_cast<float>(zeros[g])) *
+          half_to_float(scales[g]);
+    }
+  }
+  return w;
+}
+
+int Linear::out_features() const { return quant ? quant->n : static_cast<int>(dense.shape.at(0)); }
+int Linear::in_features() const { return quant ? quant->k : static_cast<int>(dense.shape.at(1)); }
+size_t Linear::stored_bytes() const { return quant ? quant->stored_bytes() : dense.nbytes(); }
+
+template <typename F>
+static void for_each_linear(const Model& m, F&& f) {
+  for (const auto& l : m.layers)
+    for (const Linear* lin : {&l.q_proj, &l.k_proj, &l.v_proj, &l.o_proj, &l.gate_proj, &l.up_proj, &l.down_proj})
+      f(*lin);
+}
+
+template <typename F>
+static void for_each_plain_tensor(const Model& m, F&& f) {
+  f(m.embed_tokens);
+  for (const auto& l : m.layers) {
+    f(l.attn_norm);
+    f(l.mlp_norm);
+  }
+  f(m.norm);
+  if (!m.config.tied_embeddings) f(m.lm_head);
+}
+
+int64_t Model::parameter_count() const {
+  int64_t n = 0;
+  for_each_plain_tensor(*this, [&](const Tensor& t) { n += t.numel(); });
+  for_each_linear(*this, [&](const Linear& l) { n += int64_t(l.out_features()) * l.in_features(); });
+  return n;
+}
+
+std::vector<std::pair<std::string, size_t>> Model::weight_bytes_by_dtype() const {
+  std::map<std::string, size_t> by;
+  for_each_plain_tensor(*this, [&](const Tensor& t) { by[dtype_name(t.dtype)] += t.nbytes(); });
+  for_each_linear(*this, [&](const Linear& l) {
+    if (l.quant)
+      by["Q" + std::to_string(l.quant->bits)] += l.quant->stored_bytes();
+    else
+      by[dtype_name(l.dense.dtype)] += l.dense.nbytes();
+  });
+  return {by.begin(), by.end()};
+}
+
+size_t Model::weight_bytes() const {
+  size_t total = 0;
+  for (const auto& [name, bytes] : weight_bytes_by_dtype()) total += bytes;
+  return total;
+}
+
+static void check_tensor_finite(const Tensor& t) {
+  for (int64_t i = 0; i < t.numel(); ++i)
+    if (!std::isfinite(t.at(i))) fail(t.name, "non-finite value (" + std::to_string(t.at(i)) + ") at element " + std::to_string(i));
+}
+
+void check_finite(const Model& m) {
+  for_each_plain_tensor(m, check_tensor_finite);
+  for_each_linear(m, [](const Linear& l) {
+    if (!l.quant) {
+      check_tensor_finite(l.dense);
+      return;
+    }
+    for (size_t i = 0; i < l.quant->scales.size(); ++i)
+      if (!std::isfinite(half_to_float(l.quant->scales[i])))
+        fail(l.name + ".scales", "non-finite scale at element " + std::to_string(i));
+  });
+}
+
+}  // namespace qb

@@ -1,0 +1,112 @@
+#pragma once
+// The one in-memory model for every source format (HF safetensors directory, llama2.c .bin) and
+// every weight format (FP32/FP16/BF16 dense, group-quantized integers). Three kinds of state, as
+// in llama2.c: LlamaConfig (the blueprint), Model (read-only weights, in their storage dtype),
+// and the run state each backend allocates for itself.
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace qb {
+
+struct LlamaConfig {
+  int dim = 0;          // hidden size (HF hidden_size)
+  int hidden_dim = 0;   // MLP inner size (HF intermediate_size)
+  int n_layers = 0;     // transformer blocks
+  int n_heads = 0;      // query heads
+  int n_kv_heads = 0;   // key/value heads (grouped-query attention when < n_heads)
+  int vocab_size = 0;
+  int max_seq_len = 0;  // positions the model was trained on (HF max_position_embeddings)
+  float rope_theta = 10000.0f;
+  float norm_eps = 1e-5f;
+  bool tied_embeddings = false;  // lm_head shares embed_tokens
+  // RoPE pairs: llama2.c / Meta checkpoints rotate (x[2i], x[2i+1]); HF checkpoints, whose q/k
+  // rows were permuted at conversion, rotate (x[i], x[i + head_dim/2]).
+  bool rope_interleaved = false;
+  int head_dim() const { return dim / n_heads; }
+};
+
+enum class DType { F32, F16, BF16 };
+const char* dtype_name(DType t);
+size_t dtype_size(DType t);
+
+// A dense tensor in its storage dtype, row-major. `owner` keeps the bytes alive (a file mapping
+// or an owned buffer), so copies are cheap and share the data.
+struct Tensor {
+  std::string name;  // HF name, e.g. "model.layers.0.self_attn.q_proj.weight"
+  DType dtype = DType::F32;
+  std::vector<int64_t> shape;
+  const void* data = nullptr;
+  std::shared_ptr<const void> owner;
+
+  int64_t numel() const;
+  size_t nbytes() const { return static_cast<size_t>(numel()) * dtype_size(dtype); }
+  float at(int64_t i) const;          // element i widened to float
+  std::vector<float> to_float() const;
+  static Tensor from_float(std::string name, std::vector<int64_t> shape, const std::vector<float>& values,
+                           DType dtype);
+};
+
+// Group-wise affine integer weights for y = x W^T, W [n, k] (n = out_features, k = in_features):
+//   W[o][i] = (q[o][i] - zero[g][o]) * scale[g][o],  g = i / group_size
+// The last group is shorter when group_size does not divide k; group_size == k is per-channel.
+// Codes are kept unpacked (one byte each) so that every bit width 2..8 shares one representation;
+// the AutoAWQ checkpoint format (4-bit only) packs them on write, see quant/awq_format.h.
+struct QuantizedWeight {
+  int n = 0, k = 0;
+  int bits = 4;
+  int group_size = 128;
+  bool symmetric = false;        // symmetric: zero is fixed at 2^(bits-1)
+  std::vector<uint8_t> q;        // [n, k] codes in 0 .. 2^bits - 1
+  std::vector<uint16_t> scales;  // [n_groups, n] FP16 bits
+  std::vector<uint8_t> zeros;    // [n_groups, n] integer zero points
+
+  int n_groups() const { return (k + group_size - 1) / group_size; }
+  // Bytes as stored: codes packed bits-wide, scales FP16, zero points packed bits-wide
+  // (AutoAWQ's qweight + qzeros + scales for bits = 4).
+  size_t stored_bytes() const;
+  std::vector<float> dequantize() const;  // [n, k]
+};
+
+// A linear layer's weight W [out, in] (PyTorch layout, y = x W^T): dense or quantized.
+struct Linear {
+  std::string name;                              // HF module name, e.g. "model.layers.0.mlp.up_proj"
+  Tensor dense;                                  // used when quant is null
+  std::shared_ptr<const QuantizedWeight> quant;  // group-quantized weights
+  int out_features() const;
+  int in_features() const;
+  size_t stored_bytes() const;
+};
+
+struct LayerWeights {
+  Tensor attn_norm;   // [dim]            input_layernorm.weight
+  Linear q_proj;      // [n_heads*head_dim, dim]
+  Linear k_proj;      // [n_kv_heads*head_dim, dim]
+  Linear v_proj;      // [n_kv_heads*head_dim, dim]
+  Linear o_proj;      // [dim, n_heads*head_dim]
+  Tensor mlp_norm;    // [dim]            post_attention_layernorm.weight
+  Linear gate_proj;   // [hidden_dim, dim]  (llama2.c w1)
+  Linear up_proj;     // [hidden_dim, dim]  (llama2.c w3)
+  Linear down_proj;   // [dim, hidden_dim]  (llama2.c w2)
+};
+
+struct Model {
+  LlamaConfig config;
+  std::string path;    // file or directory it was loaded from
+  std::string format;  // "safetensors" | "llama2c" | "awq-safetensors"
+  Tensor embed_tokens;  // [vocab_size, dim]
+  std::vector<LayerWeights> layers;
+  Tensor norm;          // [dim] final RMSNorm
+  Tensor lm_head;       // [vocab_size, dim]; shares embed_tokens' data when tied
+
+  int64_t parameter_count() const;  // trainable parameters, tied lm_head counted once
+  // Bytes of weights as stored, by dtype name ("F32", "F16", "BF16", "Q4" ...), tied counted once.
+  std::vector<std::pair<std::string, size_t>> weight_bytes_by_dtype() const;
+  size_t weight_bytes() const;
+};
+
+// Throws qb::Error if any weight holds NaN or Inf, naming the tensor.
+void check_finite(const Model& m);
+
+}  // namespace qb

@@ -1,0 +1,106 @@
+#include "model/safetensors.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include <nlohmann/json.hpp>
+
+#include "common/error.h"
+
+namespace qb {
+
+size_t safetensors_dtype_size(const std::string& dtype) {
+  if (dtype == "F32" || dtype == "I32") return 4;
+  if (dtype == "F16" || dtype == "BF16") return 2;
+  return 0;
+}
+
+SafetensorsFile::SafetensorsFile(const std::string& path) : file_(MappedFile::open(path)) {
+  const size_t size = file_->size();
+  if (size < 8) fail(path, "truncated safetensors file: " + std::to_string(size) + " bytes, no header length");
+  uint64_t header_len = 0;
+  std::memcpy(&header_len, file_->data(), 8);
+  if (header_len > size - 8)
+    fail(path, "safetensors header length " + std::to_string(header_len) + " exceeds the file (" +
+                   std::to_string(size) + " bytes)");
+  nlohmann::json header;
+  try {
+    header = nlohmann::json::parse(file_->data() + 8, file_->data() + 8 + header_len);
+  } catch (const nlohmann::json::exception& e) {
+    fail(path, std::string("malformed safetensors header JSON: ") + e.what());
+  }
+  if (!header.is_object()) fail(path, "safetensors header is not a JSON object");
+  const uint8_t* data = file_->data() + 8 + header_len;
+  const size_t data_size = size - 8 - header_len;
+  for (const auto& [name, v] : header.items()) {
+    if (name == "__metadata__") {
+      if (v.is_object())
+        for (const auto& [k, val] : v.items())
+          if (val.is_string()) metadata_[k] = val.get<std::string>();
+      continue;
+    }
+    const std::string where = path + ": tensor '" + name + "'";
+    if (!v.is_object() || !v.contains("dtype") || !v.contains("shape") || !v.contains("data_offsets"))
+      fail(where, "needs dtype, shape and data_offsets");
+    SafetensorsEntry e;
+    if (!v["dtype"].is_string()) fail(where, "dtype is not a string");
+    e.dtype = v["dtype"].get<std::string>();
+    const size_t elem = safetensors_dtype_size(e.dtype);
+    if (elem == 0) fail(where, "unsupported dtype " + e.dtype + " (F32, F16, BF16, I32 are read)");
+    const auto& off = v["data_offsets"];
+    if (!off.is_array() || off.size() != 2 || !off[0].is_number_unsigned() || !off[1].is_number_unsigned())
+      fail(where, "data_offsets must be two non-negative integers");
+    const uint64_t begin = off[0].get<uint64_t>(), end = off[1].get<uint64_t>();
+    if (begin > end || end > data_size)
+      fail(where, "data_offsets [" + std::to_string(begin) + ", " + std::to_string(end) +
+                      ") out of range (data section is " + std::to_string(data_size) + " bytes)");
+    if (!v["shape"].is_array()) fail(where, "shape is not an array");
+    uint64_t numel = 1;
+    for (const auto& d : v["shape"]) {
+      if (!d.is_number_unsigned()) fail(where, "shape has a non-integer or negative dimension");
+      e.shape.push_back(d.get<int64_t>());
+      numel *= d.get<uint64_t>();
+    }
+    if (numel * elem != end - begin)
+      fail(where, "data_offsets span " + std::to_string(end - begin) + " bytes but shape x " + e.dtype + " needs " +
+                      std::to_string(numel * elem));
+    e.data = data + begin;
+    e.nbytes = end - begin;
+    entries_[name] = e;
+  }
+}
+
+const SafetensorsEntry& SafetensorsFile::get(const std::string& name) const {
+  auto it = entries_.find(name);
+  if (it == entries_.end()) fail(path(), "missing tensor '" + name + "'");
+  return it->second;
+}
+
+void write_safetensors(const std::string& path, const std::vector<SafetensorsBlob>& tensors,
+                       const std::map<std::string, std::string>& metadata) {
+  std::vector<const SafetensorsBlob*> sorted;
+  for (const auto& t : tensors) sorted.push_back(&t);
+  std::sort(sorted.begin(), sorted.end(), [](auto* a, auto* b) { return a->name < b->name; });
+  nlohmann::json header = nlohmann::json::object();
+  if (!metadata.empty()) header["__metadata__"] = metadata;
+  size_t offset = 0;
+  for (const auto* t : sorted) {
+    int64_t numel = 1;
+    for (int64_t d : t->shape) numel *= d;
+    if (static_cast<size_t>(numel) * safetensors_dtype_size(t->dtype) != t->bytes.size())
+      fail(path, "tensor '" + t->name + "': " + std::to_string(t->bytes.size()) + " bytes do not match its shape");
+    header[t->name] = {{"dtype", t->dtype}, {"shape", t->shape}, {"data_offsets", {offset, offset + t->bytes.size()}}};
+    offset += t->bytes.size();
+  }
+  std::string h = header.dump();
+  h.append((8 - h.size() % 8) % 8, ' ');  // keep the data section 8-byte aligned
+  std::string out;
+  out.reserve(8 + h.size() + offset);
+  const uint64_t n = h.size();
+  out.append(reinterpret_cast<const char*>(&n), 8);
+  out += h;
+  for (const auto* t : sorted) out.append(reinterpret_cast<const char*>(t->bytes.data()), t->bytes.size());
+  write_file_atomic(path, out);
+}
+
+}  // namespace qb
