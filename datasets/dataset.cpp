@@ -1,6 +1,8 @@
 #include "datasets/dataset.h"
 
 #include <algorithm>
+#include <cctype>
+#include <string_view>
 
 #include "common/error.h"
 #include "common/files.h"
@@ -31,11 +33,34 @@ TextDataset load_text_dataset(const std::string& path) {
   if (std::all_of(d.text.begin(), d.text.end(), [](unsigned char ch) { return std::isspace(ch); }))
     fail(path, "dataset is empty (no text to score)");
   d.format = detect_format(path, d.text);
+  if (d.format == "wikitext-raw") {
+    d.text = join_wikitext_rows(d.text);
+    d.preprocessing = "lines taken as HF rows (\" \\n\" = empty row) and joined with \"\\n\\n\" (GPTQ/AWQ)";
+  } else {
+    d.preprocessing = "none: the file's bytes";
+  }
   return d;
 }
 
+std::string join_wikitext_rows(const std::string& raw) {
+  std::string out;
+  out.reserve(raw.size() * 2);
+  size_t begin = 0;
+  bool first = true;
+  while (begin < raw.size()) {
+    size_t end = raw.find('\n', begin);
+    end = end == std::string::npos ? raw.size() : end + 1;
+    const std::string_view line(raw.data() + begin, end - begin);
+    if (!first) out += "\n\n";
+    if (line != " \n") out += line;
+    first = false;
+    begin = end;
+  }
+  return out;
+}
+
 nlohmann::json dataset_json(const TextDataset& d, size_t n_tokens) {
-  return {{"path", d.path}, {"format", d.format}, {"sha256", d.sha256}, {"bytes", d.bytes}, {"tokens", n_tokens}};
+  return {{"path", d.path}, {"format", d.format}, {"sha256", d.sha256}, {"bytes", d.bytes}, {"tokens", n_tokens}, {"preprocessing", d.preprocessing}};
 }
 
 }  // namespace qb

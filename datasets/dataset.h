@@ -13,8 +13,15 @@ struct TextDataset {
   std::string format;
   std::string sha256;
   size_t bytes = 0;
-  std::string text;  // exactly the file's bytes: the split is tokenized as one string
+  // The text that is tokenized, as one string. For wikitext-raw it is the file's lines taken as the
+  // HF dataset's rows (a line " \n" is an empty row) joined with "\n\n", which is what the
+  // GPTQ/AWQ evaluations tokenize; for other formats it is the file's bytes as they are.
+  std::string text;
+  std::string preprocessing;  // what was done to the file's bytes to get `text`, for reports
 };
+
+// "\n\n".join(rows) for the WikiText raw file layout (one HF row per line, empty rows as " \n").
+std::string join_wikitext_rows(const std::string& raw);
 
 // Reads the file; an empty (or whitespace-only) file is an error naming it.
 TextDataset load_text_dataset(const std::string& path);

@@ -1,0 +1,24 @@
+// The batched forward pass against the naive reference on the shared trained stories260K model.
+#include <catch2/catch.hpp>
+
+#include "datasets/tokenizer.h"
+#include "forward_check.h"
+#include "model/load.h"
+#include "test_support.h"
+
+using namespace qb;
+
+std::string qb_test_skip_reason() {
+  auto r = test::require_data("models/stories260K/stories260K.bin");
+  return r.empty() ? test::require_data("models/stories260K/tok512.model") : r;
+}
+
+TEST_CASE("stories260K: batched logits equal the naive single-token path within 1e-4") {
+  const Model m = load_model(test::data_file("models/stories260K/stories260K.bin"));
+  const Tokenizer tok(test::data_file("models/stories260K/tok512.model"));
+  std::vector<int> tokens{tok.bos_id()};
+  for (int id : tok.encode("Once upon a time, there was a little girl named Lily. She loved to play outside."))
+    tokens.push_back(id);
+  REQUIRE(tokens.size() > 16);
+  CHECK(test::batched_vs_naive_rel_error(m, tokens) < 1e-4);
+}

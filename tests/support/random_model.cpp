@@ -1,0 +1,143 @@
+#include "random_model.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <cmath>
+#include <cstring>
+#include <random>
+
+#include "common/files.h"
+#include "model/load.h"
+#include "model/safetensors.h"
+
+namespace qb::test {
+
+LlamaConfig small_config(bool rope_interleaved) {
+  LlamaConfig c;
+  c.dim = 32;
+  c.hidden_dim = 44;
+  c.n_layers = 2;
+  c.n_heads = 4;
+  c.n_kv_heads = 2;
+  c.vocab_size = 96;
+  c.max_seq_len = 64;
+  c.rope_theta = 10000.0f;
+  c.norm_eps = 1e-5f;
+  c.tied_embeddings = false;
+  c.rope_interleaved = rope_interleaved;
+  return c;
+}
+
+Model random_model(const LlamaConfig& c, unsigned seed) {
+  std::mt19937 rng(seed);
+  auto tensor = [&](const std::string& name, std::vector<int64_t> shape, float mean, float sd) {
+    int64_t n = 1;
+    for (auto d : shape) n *= d;
+    std::normal_distribution<float> dist(mean, sd);
+    std::vector<float> v(n);
+    for (auto& x : v) x = dist(rng);
+    return Tensor::from_float(name, shape, v, DType::F32);
+  };
+  Model m;
+  m.config = c;
+  m.path = "random";
+  m.format = "random";
+  const int64_t dim = c.dim, hd = c.head_dim(), q = int64_t(c.n_heads) * hd, kv = int64_t(c.n_kv_heads) * hd;
+  m.embed_tokens = tensor("model.embed_tokens.weight", {c.vocab_size, dim}, 0.0f, 1.0f);
+  for (int l = 0; l < c.n_layers; ++l) {
+    const std::string pre = "model.layers." + std::to_string(l) + ".";
+    LayerWeights w;
+    auto lin = [&](Linear& L, const std::string& module, int64_t out, int64_t in) {
+      L.name = pre + module;
+      L.dense = tensor(L.name + ".weight", {out, in}, 0.0f, 1.0f / std::sqrt(float(in)));
+    };
+    w.attn_norm = tensor(pre + "input_layernorm.weight", {dim}, 1.0f, 0.1f);
+    lin(w.q_proj, "self_attn.q_proj", q, dim);
+    lin(w.k_proj, "self_attn.k_proj", kv, dim);
+    lin(w.v_proj, "self_attn.v_proj", kv, dim);
+    lin(w.o_proj, "self_attn.o_proj", dim, q);
+    w.mlp_norm = tensor(pre + "post_attention_layernorm.weight", {dim}, 1.0f, 0.1f);
+    lin(w.gate_proj, "mlp.gate_proj", c.hidden_dim, dim);
+    lin(w.up_proj, "mlp.up_proj", c.hidden_dim, dim);
+    lin(w.down_proj, "mlp.down_proj", dim, c.hidden_dim);
+    m.layers.push_back(w);
+  }
+  m.norm = tensor("model.norm.weight", {dim}, 1.0f, 0.1f);
+  m.lm_head = c.tied_embeddings ? m.embed_tokens : tensor("lm_head.weight", {c.vocab_size, dim}, 0.0f, 0.2f);
+  return m;
+}
+
+static void append(std::string& out, const Tensor& t) {
+  const auto v = t.to_float();
+  out.append(reinterpret_cast<const char*>(v.data()), v.size() * 4);
+}
+
+void write_llama2c(const Model& m, const std::string& path) {
+  const LlamaConfig& c = m.config;
+  std::string out;
+  const int32_t h[7] = {c.dim, c.hidden_dim, c.n_layers, c.n_heads, c.n_kv_heads,
+                        c.tied_embeddings ? c.vocab_size : -c.vocab_size, c.max_seq_len};
+  out.append(reinterpret_cast<const char*>(h), sizeof(h));
+  append(out, m.embed_tokens);
+  for (auto& l : m.layers) append(out, l.attn_norm);
+  for (auto& l : m.layers) append(out, l.q_proj.dense);
+  for (auto& l : m.layers) append(out, l.k_proj.dense);
+  for (auto& l : m.layers) append(out, l.v_proj.dense);
+  for (auto& l : m.layers) append(out, l.o_proj.dense);
+  for (auto& l : m.layers) append(out, l.mlp_norm);
+  for (auto& l : m.layers) append(out, l.gate_proj.dense);
+  for (auto& l : m.layers) append(out, l.down_proj.dense);
+  for (auto& l : m.layers) append(out, l.up_proj.dense);
+  append(out, m.norm);
+  out.append(size_t(c.max_seq_len) * c.head_dim() * 4, '\0');  // legacy freq_cis, unused
+  if (!c.tied_embeddings) append(out, m.lm_head);
+  write_file_atomic(path, out);
+}
+
+// Meta's interleaved rotary rows -> HF's half-split rows: HF row j*(hd/2) + i = Meta row 2i + j.
+static std::vector<float> permute_to_hf(const Tensor& t, int n_heads, int hd) {
+  const auto v = t.to_float();
+  const int64_t in = t.shape[1];
+  std::vector<float> out(v.size());
+  for (int h = 0; h < n_heads; ++h)
+    for (int i = 0; i < hd / 2; ++i)
+      for (int j = 0; j < 2; ++j)
+        for (int64_t col = 0; col < in; ++col)
+          out[(int64_t(h) * hd + j * (hd / 2) + i) * in + col] = v[(int64_t(h) * hd + 2 * i + j) * in + col];
+  return out;
+}
+
+void write_hf_dir(const Model& m, const std::string& dir) {
+  mkdir(dir.c_str(), 0755);
+  const LlamaConfig& c = m.config;
+  std::vector<SafetensorsBlob> blobs;
+  auto add = [&](const Tensor& t, std::vector<float> values) {
+    SafetensorsBlob b{t.name, "F32", t.shape, {}};
+    b.bytes.resize(values.size() * 4);
+    std::memcpy(b.bytes.data(), values.data(), b.bytes.size());
+    blobs.push_back(std::move(b));
+  };
+  for (const Tensor* t : named_dense_tensors(m)) {
+    const bool rotary = t->name.find("q_proj") != std::string::npos || t->name.find("k_proj") != std::string::npos;
+    if (rotary && c.rope_interleaved) {
+      const int heads = t->name.find("q_proj") != std::string::npos ? c.n_heads : c.n_kv_heads;
+      add(*t, permute_to_hf(*t, heads, c.head_dim()));
+    } else {
+      add(*t, t->to_float());
+    }
+  }
+  write_safetensors(dir + "/model.safetensors", blobs);
+  write_file_atomic(dir + "/config.json", hf_config_json(c).dump(2));
+}
+
+std::string temp_dir(const std::string& tag) {
+  std::string tmpl = "/tmp/qbtest-" + tag + "-XXXXXX";
+  char* p = mkdtemp(tmpl.data());
+  return p ? std::string(p) : std::string();
+}
+
+}  // namespace qb::test
