@@ -1,0 +1,74 @@
+#pragma once
+// Activation-aware weight quantization (Lin et al. 2024), the search of llm-awq's auto_scale.py and
+// auto_clip.py for one transformer block, on the inputs its linear groups saw in the FP16 model.
+//
+// Scale search, for each scalable group (q/k/v after the attention norm; o after v, only when v
+// and o have the same shape, as llm-awq; gate/up after the MLP norm; down after up):
+//   s_x = mean |x| per input channel over all calibration tokens
+//   for alpha in {0, 1/n_grid, ..., (n_grid-1)/n_grid}:
+//     s = max(s_x^alpha, 1e-4); s /= sqrt(max(s) * min(s))
+//     W_eff = Q(W diag(s)) diag(s)^-1 for every linear of the group
+//     loss = mean squared error of the module output against FP16 (q/k/v: the whole attention
+//            output, o_proj in FP16; gate/up: the whole MLP output; o and down: their own output)
+//   keep the alpha with the lowest loss (alpha 0 is plain RTN, so the search never loses to it).
+// This is the paper's s = s_x^alpha (llm-awq), not AutoAWQ's duo_scaling variant.
+//
+// Clip search, after the scales are folded in (scaled weights, inputs divided by s), for v, o, gate,
+// up and down (q and k are skipped, as llm-awq: the q·k product makes their error hard to measure):
+//   per output channel and group, max_val = r * max|w| for r in 1.0, 0.95, ..., 0.55
+//   (llm-awq: n_grid 20, max_shrink 0.5 -> 10 ratios), w clamped to [-max_val, max_val],
+//   error = mean over sampled tokens of (x_g · (Q(w_clamped) - w))^2 with x_g the group's slice;
+//   the tokens are every (rows / 512)-th row, as llm-awq's input_feat[:, 0::n // 512].
+// OpenMP: the candidate forwards use the multithreaded CPU forward pass; quantization and the clip
+// search run OpenMP over output channels.
+#include <array>
+#include <string>
+#include <vector>
+
+#include "model/cpu_forward.h"
+#include "quant/block_linears.h"
+#include "quant/rtn.h"
+
+namespace qb {
+
+struct AwqOptions {
+  QuantSpec spec;
+  bool clip = true;
+  int n_grid = 20;              // alpha candidates i / n_grid, and clip ratios 1 - i / n_grid
+  double max_shrink = 0.5;      // clip ratios down to 1 - max_shrink (exclusive)
+  int clip_sample_tokens = 512;
+};
+
+// Per-input-channel scales of each scalable group; an empty vector means the group is not scaled.
+struct BlockScales {
+  std::vector<float> qkv;      // [dim]
+  std::vector<float> o;        // [n_heads*head_dim], empty when v/o shapes differ (GQA)
+  std::vector<float> gate_up;  // [dim]
+  std::vector<float> down;     // [hidden_dim]
+};
+
+// Folds the scales into the block; the block's function is unchanged up to float rounding:
+// attn_norm /= s_qkv and q/k/v columns *= s_qkv; v rows /= s_o and o columns *= s_o;
+// mlp_norm /= s_gu and gate/up columns *= s_gu; up rows /= s_down and down columns *= s_down.
+void apply_block_scales(CpuLayer& layer, const BlockScales& scales);
+
+// Input scale (columns) and output scale (rows) of linear `index` under `scales`; nullptr for none.
+const std::vector<float>* input_scale(const BlockScales& scales, int index);
+const std::vector<float>* output_scale(const BlockScales& scales, int index);
+
+struct AwqBlockResult {
+  BlockScales scales;
+  std::array<double, kNumLinears> alpha;  // chosen alpha per linear; -1 when its group was not scaled
+  std::array<std::vector<double>, 4> losses;  // the loss of every alpha, per group (qkv, o, gate_up, down)
+  CpuLayer scaled;                        // the block with scales folded in, FP32, before quantization
+  // [out, n_groups] clip thresholds on the scaled weights; empty: not clipped.
+  std::array<std::vector<float>, kNumLinears> clip_max;
+  std::array<double, kNumLinears> clip_ratio_mean;  // mean chosen ratio; -1 when not clipped
+};
+
+// Searches scales (and clips when options.clip) for one block from `inputs`, the linear inputs
+// captured from the FP16 block for n_seq sequences of seq_len tokens.
+AwqBlockResult awq_search_block(const LlamaConfig& c, const CpuLayer& fp16, const BlockInputs& inputs, int n_seq,
+                                int seq_len, const AwqOptions& options);
+
+}  // namespace qb

@@ -1,0 +1,286 @@
+#include "quant/quantize.h"
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <memory>
+
+#include "common/error.h"
+#include "common/half.h"
+#include "common/progress.h"
+#include "model/cpu_forward.h"
+#include "quant/awq.h"
+#include "quant/block_linears.h"
+#include "quant/calibration.h"
+#include "quant/rtn.h"
+
+namespace qb {
+
+namespace {
+
+// Rows of x [rows, cols] that per-layer output errors are measured on: at most this many, evenly
+// spaced (all of them for small calibration sets).
+constexpr int kErrorSampleTokens = 4096;
+
+double sum_squares(const std::vector<float>& v) {
+  double s = 0.0;
+  for (float x : v) s += static_cast<double>(x) * x;
+  return s;
+}
+
+// ||a - b||^2 / ||b||^2 (0 when b is all zeros and a == b).
+double relative_error(const std::vector<float>& a, const std::vector<float>& b) {
+  double num = 0.0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    const double d = static_cast<double>(a[i]) - b[i];
+    num += d * d;
+  }
+  const double den = sum_squares(b);
+  return den > 0 ? num / den : num;
+}
+
+std::vector<float> sample_rows(const std::vector<float>& x, int cols, int max_rows) {
+  const size_t rows = x.size() / cols, step = std::max<size_t>(1, rows / max_rows);
+  std::vector<float> out;
+  for (size_t r = 0; r < rows; r += step) out.insert(out.end(), x.begin() + r * cols, x.begin() + (r + 1) * cols);
+  return out;
+}
+
+// ||X W_hat^T - X W^T||^2 / ||X W^T||^2 for X [t, k], W and W_hat [n, k].
+double output_error(const std::vector<float>& x, const std::vector<float>& w, const std::vector<float>& w_hat, int n,
+                    int k) {
+  const int t = static_cast<int>(x.size() / k);
+  std::vector<float> y(static_cast<size_t>(t) * n), y_hat(y.size());
+  linear(y.data(), x.data(), w.data(), t, n, k);
+  linear(y_hat.data(), x.data(), w_hat.data(), t, n, k);
+  return relative_error(y_hat, y);
+}
+
+std::vector<float> fake_quantized(const std::vector<float>& w, int n, int k, const QuantSpec& spec,
+                                  const float* clip_max, const std::string& name) {
+  std::vector<float> out(w.size());
+  fake_quantize(w.data(), n, k, spec, out.data(), clip_max, name);
+  return out;
+}
+
+std::vector<float> dense_weights(const Linear& linear, const std::string& name) {
+  if (linear.quant) fail(name, "is already quantized; quantize_model needs the FP16 model");
+  return linear.dense.to_float();
+}
+
+nlohmann::json number_or_null(double v) { return v < 0 ? nlohmann::json(nullptr) : nlohmann::json(v); }
+
+QuantSpec spec_of(const QuantizeOptions& o) {
+  QuantSpec spec{o.bits, o.group_size, o.symmetric};
+  check_quant_spec(spec, "quantize");
+  return spec;
+}
+
+void quantize_rtn_model(const Model& fp16, const QuantSpec& spec, QuantizeResult& result) {
+  Progress progress("rtn", fp16.config.n_layers);
+  for (int i = 0; i < fp16.config.n_layers; ++i) {
+    const auto dims = linear_dims(fp16.config);
+    const auto linears = block_linears(result.model.layers[i]);
+    for (int t = 0; t < kNumLinears; ++t) {
+      const std::string name = linear_hf_name(i, t);
+      const auto [n, k] = dims[t];
+      const std::vector<float> w = dense_weights(*linears[t], name);
+      const double weight_error = relative_error(fake_quantized(w, n, k, spec, nullptr, name), w);
+      linears[t]->quant = std::make_shared<const QuantizedWeight>(quantize_rtn(w.data(), n, k, spec, nullptr, name));
+      linears[t]->dense = Tensor{};
+      result.layers.push_back({{"name", name},
+                               {"alpha", nullptr},
+                               {"clip_ratio", nullptr},
+                               {"weight_error_rtn", weight_error},
+                               {"weight_error", weight_error},
+                               {"output_error_rtn", nullptr},
+                               {"output_error", nullptr}});
+    }
+    progress.advance();
+  }
+  progress.finish();
+}
+
+// x [n_seq*seq_len, dim]: the embedding rows of the calibration tokens.
+std::vector<float> embed_tokens(const Model& m, const std::vector<int>& tokens) {
+  const int dim = m.config.dim;
+  const std::vector<float> table = m.embed_tokens.to_float();
+  std::vector<float> x(tokens.size() * dim);
+  for (size_t r = 0; r < tokens.size(); ++r) {
+    if (tokens[r] < 0 || tokens[r] >= m.config.vocab_size)
+      fail("calibration", "token id " + std::to_string(tokens[r]) + " outside the model's vocabulary");
+    std::copy_n(table.begin() + static_cast<size_t>(tokens[r]) * dim, dim, x.begin() + r * dim);
+  }
+  return x;
+}
+
+// ||y - reference||^2 / ||reference - x||^2: a block's output error relative to its residual update.
+double block_error(const std::vector<float>& y, const std::vector<float>& reference, const std::vector<float>& x) {
+  double num = 0.0, den = 0.0;
+  for (size_t i = 0; i < y.size(); ++i) {
+    const double d = static_cast<double>(y[i]) - reference[i], u = static_cast<double>(reference[i]) - x[i];
+    num += d * d;
+    den += u * u;
+  }
+  return den > 0 ? num / den : num;
+}
+
+void quantize_awq_model(const Model& fp16, const QuantizeOptions& options, const QuantSpec& spec,
+                        const Tokenizer* tokenizer, QuantizeResult& result) {
+  if (!tokenizer) fail("awq", "needs a tokenizer for the calibration text");
+  const LlamaConfig& c = fp16.config;
+  if (options.calib_seq_len > c.max_seq_len)
+    fail("awq", "calibration sequence length " + std::to_string(options.calib_seq_len) +
+                    " exceeds the model's max_seq_len " + std::to_string(c.max_seq_len));
+  const CalibrationSet calib = load_calibration(options.calib_path, *tokenizer, options.calib_samples,
+                                                options.calib_seq_len, options.eval_path, options.force_calib);
+  result.quantization["calibration"] = calib.provenance;
+  const auto dims = linear_dims(c);
+  const bool o_scaled = dims[kV] == dims[kO];
+  result.quantization["search"] = {
+      {"scale", "paper/llm-awq: s = max(mean|x|^alpha, 1e-4) / sqrt(max*min), alpha = i/20, i = 0..19; MSE of the "
+                "module output (q/k/v: attention, gate/up: MLP, o and down: own output)"},
+      {"clip", options.clip ? "llm-awq: per output channel and group, max|w| * (1 - i/20), i = 0..9, every "
+                              "(tokens/512)-th token; v, o, gate, up, down (q, k skipped)"
+                            : "off"},
+      {"o_proj", o_scaled ? "scaled against v_proj"
+                          : "skipped: v_proj [" + std::to_string(dims[kV].first) + ", " +
+                                std::to_string(dims[kV].second) + "] and o_proj [" + std::to_string(dims[kO].first) +
+                                ", " + std::to_string(dims[kO].second) + "] shapes differ (llm-awq scales o only when "
+                                "they match)"},
+      {"next_block_input", "the FP16 block's output (llm-awq run_awq)"},
+      {"duo_scaling", false}};
+
+  AwqOptions awq;
+  awq.spec = spec;
+  awq.clip = options.clip;
+  const int n_seq = calib.n_samples, seq_len = calib.seq_len;
+  std::vector<float> x = embed_tokens(fp16, calib.tokens);
+  std::fprintf(stderr, "awq: %d calibration samples x %d tokens from %s; %d blocks\n", n_seq, seq_len,
+               options.calib_path.c_str(), c.n_layers);
+  Progress progress("awq", c.n_layers);
+  for (int i = 0; i < c.n_layers; ++i) {
+    const auto start = std::chrono::steady_clock::now();
+    const CpuLayer fp = widen_layer(fp16.layers[i]);
+    BlockInputs inputs;
+    std::vector<float> y_fp = x;
+    block_forward(c, fp, y_fp.data(), n_seq, seq_len, &inputs);
+    const AwqBlockResult search = awq_search_block(c, fp, inputs, n_seq, seq_len, awq);
+
+    LayerWeights& out = result.model.layers[i];
+    const auto linears = block_linears(out);
+    const auto fp_weights = block_linears(fp);
+    const auto scaled_weights = block_linears(search.scaled);
+    const std::vector<float>* captured[kNumLinears] = {&inputs.attn_in, &inputs.attn_in, &inputs.attn_in, &inputs.o_in,
+                                                       &inputs.mlp_in,  &inputs.mlp_in,  &inputs.down_in};
+    CpuLayer rtn_layer = fp, awq_layer = search.scaled;
+    const auto rtn_weights = block_linears(rtn_layer);
+    const auto awq_weights = block_linears(awq_layer);
+    for (int t = 0; t < kNumLinears; ++t) {
+      const std::string name = linear_hf_name(i, t);
+      const auto [n, k] = dims[t];
+      const std::vector<float>& w = *fp_weights[t];
+      const float* clip = search.clip_max[t].empty() ? nullptr : search.clip_max[t].data();
+      linears[t]->quant =
+          std::make_shared<const QuantizedWeight>(quantize_rtn(scaled_weights[t]->data(), n, k, spec, clip, name));
+      linears[t]->dense = Tensor{};
+      *rtn_weights[t] = fake_quantized(w, n, k, spec, nullptr, name);
+      *awq_weights[t] = fake_quantized(*scaled_weights[t], n, k, spec, clip, name);
+      // The AWQ layer's weight in the FP16 model's coordinates: diag(s_out) Q(W') diag(s_in)^-1.
+      std::vector<float> awq_effective = *awq_weights[t];
+      const std::vector<float>* s_in = input_scale(search.scales, t);
+      const std::vector<float>* s_out = output_scale(search.scales, t);
+      for (int o = 0; o < n; ++o)
+        for (int j = 0; j < k; ++j)
+          awq_effective[static_cast<size_t>(o) * k + j] *= (s_out ? (*s_out)[o] : 1.0f) / (s_in ? (*s_in)[j] : 1.0f);
+      const std::vector<float> x_sample = sample_rows(*captured[t], k, kErrorSampleTokens);
+      nlohmann::json entry = {{"name", name},
+                              {"alpha", number_or_null(search.alpha[t])},
+                              {"clip_ratio", number_or_null(search.clip_ratio_mean[t])},
+                              {"weight_error_rtn", relative_error(*rtn_weights[t], w)},
+                              {"weight_error", relative_error(awq_effective, w)},
+                              {"output_error_rtn", output_error(x_sample, w, *rtn_weights[t], n, k)},
+                              {"output_error", output_error(x_sample, w, awq_effective, n, k)}};
+      if (t == kO && !o_scaled) entry["scaling"] = "skipped (v_proj and o_proj shapes differ)";
+      result.layers.push_back(entry);
+    }
+    // Norms hold the folded 1/s, stored in the source dtype.
+    out.attn_norm = Tensor::from_float(out.attn_norm.name, out.attn_norm.shape, search.scaled.attn_norm,
+                                       out.attn_norm.dtype);
+    out.mlp_norm = Tensor::from_float(out.mlp_norm.name, out.mlp_norm.shape, search.scaled.mlp_norm,
+                                      out.mlp_norm.dtype);
+    awq_layer.attn_norm = out.attn_norm.to_float();
+    awq_layer.mlp_norm = out.mlp_norm.to_float();
+
+    std::vector<float> y_rtn = x, y_awq = x;
+    block_forward(c, rtn_layer, y_rtn.data(), n_seq, seq_len);
+    block_forward(c, awq_layer, y_awq.data(), n_seq, seq_len);
+    const double err_rtn = block_error(y_rtn, y_fp, x), err_awq = block_error(y_awq, y_fp, x);
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    result.blocks.push_back({{"block", i},
+                             {"seconds", seconds},
+                             {"alpha_qkv", search.alpha[kQ]},
+                             {"alpha_o", number_or_null(search.alpha[kO])},
+                             {"alpha_gate_up", search.alpha[kGate]},
+                             {"alpha_down", search.alpha[kDown]},
+                             {"output_error_rtn", err_rtn},
+                             {"output_error", err_awq}});
+    std::fprintf(stderr,
+                 "awq: block %d/%d: alpha qkv %.2f o %s gate/up %.2f down %.2f; block output error (relative to its "
+                 "update) rtn %.4g awq %.4g; %.2f s\n",
+                 i + 1, c.n_layers, search.alpha[kQ], o_scaled ? std::to_string(search.alpha[kO]).c_str() : "skipped",
+                 search.alpha[kGate], search.alpha[kDown], err_rtn, err_awq, seconds);
+    x.swap(y_fp);  // the next block sees the FP16 block output, as llm-awq
+    progress.advance();
+  }
+  progress.finish();
+}
+
+}  // namespace
+
+QuantizeResult quantize_model(const Model& fp16_model, const QuantizeOptions& options, const Tokenizer* tokenizer) {
+  const QuantSpec spec = spec_of(options);
+  if (options.method != "rtn" && options.method != "awq")
+    fail("quantize", "method '" + options.method + "' unknown (rtn or awq)");
+  QuantizeResult result;
+  result.model = fp16_model;
+  result.quantization = {{"method", options.method},
+                         {"bits", spec.bits},
+                         {"group_size", spec.group_size},
+                         {"zero_point", true},
+                         {"symmetric", spec.symmetric},
+                         {"clip", options.method == "awq" && options.clip},
+                         {"calibration", nullptr},
+                         {"search", nullptr}};
+  result.layers = nlohmann::json::array();
+  result.blocks = nlohmann::json::array();
+  if (options.method == "rtn")
+    quantize_rtn_model(fp16_model, spec, result);
+  else
+    quantize_awq_model(fp16_model, options, spec, tokenizer, result);
+  return result;
+}
+
+Model to_fp16(const Model& model) {
+  Model out = model;
+  auto convert = [](Tensor& t) {
+    if (t.data && t.dtype != DType::F16) t = Tensor::from_float(t.name, t.shape, t.to_float(), DType::F16);
+  };
+  convert(out.embed_tokens);
+  for (LayerWeights& l : out.layers) {
+    convert(l.attn_norm);
+    convert(l.mlp_norm);
+    for (Linear* linear : block_linears(l)) convert(linear->dense);
+  }
+  convert(out.norm);
+  if (out.config.tied_embeddings) {
+    const std::string name = out.lm_head.name;
+    out.lm_head = out.embed_tokens;
+    out.lm_head.name = name;
+  } else {
+    convert(out.lm_head);
+  }
+  return out;
+}
+
+}  // namespace qb
