@@ -1,0 +1,273 @@
+#include "reports/history.h"
+
+#include <sqlite3.h>
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <tuple>
+
+#include "common/error.h"
+#include "reports/run_schema.h"
+
+namespace qb::reports {
+
+using nlohmann::json;
+
+namespace {
+
+const char* const kCreateTables = R"sql(
+CREATE TABLE run (
+  id INTEGER PRIMARY KEY,
+  created TEXT NOT NULL,
+  kind TEXT NOT NULL CHECK (kind IN ('eval', 'bench')),
+  tool_version TEXT NOT NULL,
+  git_revision TEXT NOT NULL,
+  hostname TEXT NOT NULL,
+  device TEXT NOT NULL,          -- GPU name, or 'cpu' for an eval run without one
+  model TEXT,                    -- eval: model.path
+  dataset_sha256 TEXT,           -- eval
+  protocol TEXT,                 -- eval: "<name> ctx <ctx> stride <stride>"
+  document TEXT NOT NULL         -- the whole run document as validated
+);
+CREATE INDEX run_series ON run (kind, device, model, dataset_sha256, protocol, id);
+CREATE TABLE metric (
+  run_id INTEGER NOT NULL REFERENCES run (id) ON DELETE CASCADE,
+  method TEXT NOT NULL,          -- eval: method label; bench: case method
+  name TEXT NOT NULL,            -- ppl, ppl_stderr, delta_ppl_pct, kl_mean, ..., geomean_tflops
+  value REAL,                    -- NULL where the document has null
+  PRIMARY KEY (run_id, method, name)
+);
+CREATE TABLE bench_case (
+  run_id INTEGER NOT NULL REFERENCES run (id) ON DELETE CASCADE,
+  model TEXT NOT NULL, layer TEXT NOT NULL,
+  m INTEGER NOT NULL, n INTEGER NOT NULL, k INTEGER NOT NULL, group_size INTEGER NOT NULL,
+  method TEXT NOT NULL, kernel TEXT NOT NULL,
+  time_median REAL NOT NULL, time_p10 REAL NOT NULL, time_p90 REAL NOT NULL,
+  tflops REAL NOT NULL, gbps REAL NOT NULL,
+  UNIQUE (run_id, model, layer, m, n, k, group_size, method)
+);
+)sql";
+
+// Owns one connection; every failure throws naming the database file.
+class Database {
+ public:
+  // Readers open an existing file read-only; only an append may create it.
+  Database(const std::string& path, bool writable) : path_(path) {
+    const int flags = writable ? SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE : SQLITE_OPEN_READONLY;
+    if (sqlite3_open_v2(path.c_str(), &db_, flags, nullptr) != SQLITE_OK) {
+      const std::string what = db_ ? sqlite3_errmsg(db_) : "out of memory";
+      sqlite3_close(db_);
+      fail(path, "cannot open the history database: " + what);
+    }
+    // Shards of a fleet run may append at the same time: wait for the writer lock.
+    sqlite3_busy_timeout(db_, 30000);
+    exec("PRAGMA foreign_keys = ON");
+  }
+  ~Database() { sqlite3_close(db_); }
+  Database(const Database&) = delete;
+  Database& operator=(const Database&) = delete;
+
+  void exec(const std::string& sql) {
+    char* message = nullptr;
+    if (sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &message) != SQLITE_OK) {
+      const std::string what = message ? message : sqlite3_errmsg(db_);
+      sqlite3_free(message);
+      fail(path_, what);
+    }
+  }
+  sqlite3* handle() const { return db_; }
+  const std::string& path() const { return path_; }
+
+  // Creates the tables in an empty database; refuses another schema version.
+  void require_schema(bool create) {
+    const int version = static_cast<int>(query_int("PRAGMA user_version"));
+    if (version == kHistorySchemaVersion) return;
+    if (version != 0)
+      fail(path_, "history schema version " + std::to_string(version) + " is not supported (this quantbench uses " +
+                      std::to_string(kHistorySchemaVersion) + ")");
+    if (query_int("SELECT count(*) FROM sqlite_master") != 0)
+      fail(path_, "not a quantbench history database (tables present but user_version is 0)");
+    if (!create) fail(path_, "history database is empty");
+    exec(std::string(kCreateTables) + "PRAGMA user_version = " + std::to_string(kHistorySchemaVersion) + ";");
+  }
+
+  int64_t query_int(const std::string& sql);
+
+ private:
+  std::string path_;
+  sqlite3* db_ = nullptr;
+};
+
+class Statement {
+ public:
+  Statement(Database& db, const std::string& sql) : db_(db) {
+    if (sqlite3_prepare_v2(db.handle(), sql.c_str(), -1, &stmt_, nullptr) != SQLITE_OK)
+      fail(db.path(), std::string(sqlite3_errmsg(db.handle())) + " in: " + sql);
+  }
+  ~Statement() { sqlite3_finalize(stmt_); }
+  Statement(const Statement&) = delete;
+  Statement& operator=(const Statement&) = delete;
+
+  // Binds parameters 1..n from JSON scalars (null, number, string).
+  Statement& bind(std::initializer_list<json> values) {
+    sqlite3_reset(stmt_);
+    int i = 1;
+    for (const json& v : values) {
+      int rc;
+      if (v.is_null()) rc = sqlite3_bind_null(stmt_, i);
+      else if (v.is_number_integer()) rc = sqlite3_bind_int64(stmt_, i, v.get<int64_t>());
+      else if (v.is_number()) rc = sqlite3_bind_double(stmt_, i, v.get<double>());
+      else rc = sqlite3_bind_text(stmt_, i, v.get_ref<const std::string&>().c_str(), -1, SQLITE_TRANSIENT);
+      if (rc != SQLITE_OK) fail(db_.path(), sqlite3_errmsg(db_.handle()));
+      ++i;
+    }
+    return *this;
+  }
+  // Steps once; true while a row is available.
+  bool step() {
+    const int rc = sqlite3_step(stmt_);
+    if (rc == SQLITE_ROW) return true;
+    if (rc == SQLITE_DONE) return false;
+    fail(db_.path(), sqlite3_errmsg(db_.handle()));
+  }
+  void run() {
+    while (step()) {
+    }
+  }
+  int64_t integer(int column) const { return sqlite3_column_int64(stmt_, column); }
+  double real(int column) const { return sqlite3_column_double(stmt_, column); }
+  bool is_null(int column) const { return sqlite3_column_type(stmt_, column) == SQLITE_NULL; }
+  std::string text(int column) const {
+    const auto* s = sqlite3_column_text(stmt_, column);
+    return s ? reinterpret_cast<const char*>(s) : "";
+  }
+
+ private:
+  Database& db_;
+  sqlite3_stmt* stmt_ = nullptr;
+};
+
+int64_t Database::query_int(const std::string& sql) {
+  Statement s(*this, sql);
+  return s.step() ? s.integer(0) : 0;
+}
+
+std::string device_key(const json& run) { return run.at("device").is_null() ? "cpu" : run["device"].at("name").get<std::string>(); }
+
+json protocol_key(const json& run) {
+  if (run.at("kind") != "eval") return nullptr;
+  const json& p = run.at("protocol");
+  return p.at("name").get<std::string>() + " ctx " + p.at("ctx").dump() + " stride " + p.at("stride").dump();
+}
+
+json eval_only(const json& run, const char* object, const char* field) {
+  return run.at("kind") == "eval" ? run.at(object).at(field) : json(nullptr);
+}
+
+// Geometric mean TFLOP/s of a bench run's cases per method: one number per method for trends.
+std::map<std::string, std::pair<double, int>> geomean_tflops(const json& run) {
+  std::map<std::string, std::pair<double, int>> log_sum;  // method -> (sum of ln tflops, cases)
+  for (auto& c : run.at("bench").at("cases")) {
+    auto& [sum, count] = log_sum[c.at("method").get<std::string>()];
+    sum += std::log(std::max(c.at("tflops").get<double>(), 1e-12));
+    ++count;
+  }
+  for (auto& [method, entry] : log_sum) entry.first = std::exp(entry.first / entry.second);
+  return log_sum;
+}
+
+}  // namespace
+
+int64_t append_history(const std::string& db_path, const json& run) {
+  validate_run(run, db_path + ": run to append");
+  Database db(db_path, true);
+  db.exec("BEGIN IMMEDIATE");
+  try {
+    db.require_schema(true);
+    Statement insert_run(db, "INSERT INTO run (created, kind, tool_version, git_revision, hostname, device, model, "
+                             "dataset_sha256, protocol, document) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+    insert_run.bind({run.at("created"), run.at("kind"), run.at("tool").at("version"), run["tool"].at("git_revision"),
+                     run.at("host").at("hostname"), device_key(run), eval_only(run, "model", "path"),
+                     eval_only(run, "dataset", "sha256"), protocol_key(run), run.dump()})
+        .run();
+    const int64_t run_id = sqlite3_last_insert_rowid(db.handle());
+    Statement insert_metric(db, "INSERT INTO metric (run_id, method, name, value) VALUES (?, ?, ?, ?)");
+    if (run.at("kind") == "eval") {
+      for (auto& m : run.at("methods")) {
+        const json& q = m.at("quality");
+        for (const char* name : {"ppl", "ppl_stderr", "delta_ppl_pct", "kl_mean", "kl_p99", "top1_agreement"})
+          insert_metric.bind({run_id, m.at("label"), name, q.at(name)}).run();
+        insert_metric.bind({run_id, m.at("label"), "weight_bytes", m.at("size").at("weight_bytes")}).run();
+        if (m.contains("speed")) insert_metric.bind({run_id, m.at("label"), "tokens_per_s", m["speed"].at("tokens_per_s")}).run();
+      }
+    } else {
+      for (auto& [method, entry] : geomean_tflops(run)) {
+        insert_metric.bind({run_id, method, "geomean_tflops", entry.first}).run();
+        insert_metric.bind({run_id, method, "cases", entry.second}).run();
+      }
+      Statement insert_case(db, "INSERT INTO bench_case (run_id, model, layer, m, n, k, group_size, method, kernel, "
+                                "time_median, time_p10, time_p90, tflops, gbps) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+      for (auto& c : run.at("bench").at("cases")) {
+        const json& t = c.at("time_s");
+        insert_case.bind({run_id, c.at("model"), c.at("layer"), c.at("m"), c.at("n"), c.at("k"), c.at("group_size"),
+                          c.at("method"), c.at("kernel"), t.at("median"), t.at("p10"), t.at("p90"), c.at("tflops"),
+                          c.at("gbps")})
+            .run();
+      }
+    }
+    db.exec("COMMIT");
+    return run_id;
+  } catch (...) {
+    // Nothing of this run stays: the file is as it was before the append.
+    sqlite3_exec(db.handle(), "ROLLBACK", nullptr, nullptr, nullptr);
+    throw;
+  }
+}
+
+Trend history_trend(const std::string& db_path, const json& run, size_t last_n) {
+  Database db(db_path, false);
+  db.require_schema(false);
+  const bool eval = run.at("kind") == "eval";
+  Trend trend;
+  trend.metric = eval ? "ppl" : "geomean_tflops";
+  trend.title = eval ? run["model"].at("path").get<std::string>() + " on " + run["dataset"].at("path").get<std::string>() +
+                           " (" + protocol_key(run).get<std::string>() + "), " + device_key(run)
+                     : device_key(run);
+  // IS compares NULLs as equal, so bench runs (model NULL) match each other.
+  Statement runs(db, "SELECT id, created, git_revision FROM run WHERE kind = ? AND device = ? AND model IS ? AND "
+                     "dataset_sha256 IS ? AND protocol IS ? ORDER BY id DESC LIMIT ?");
+  runs.bind({run["kind"], device_key(run), eval_only(run, "model", "path"), eval_only(run, "dataset", "sha256"),
+             protocol_key(run), static_cast<int64_t>(last_n)});
+  std::vector<std::tuple<int64_t, std::string, std::string>> selected;
+  while (runs.step()) selected.emplace_back(runs.integer(0), runs.text(1), runs.text(2));
+  std::reverse(selected.begin(), selected.end());
+  Statement values(db, "SELECT method, value FROM metric WHERE run_id = ? AND name = ? ORDER BY rowid");
+  std::map<std::string, size_t> index;  // method -> series
+  for (auto& [id, created, revision] : selected) {
+    values.bind({id, trend.metric});
+    while (values.step()) {
+      if (values.is_null(1)) continue;
+      const std::string method = values.text(0);
+      if (!index.count(method)) {
+        index[method] = trend.series.size();
+        trend.series.push_back({method, {}, {}, {}, {}});
+      }
+      TrendSeries& s = trend.series[index[method]];
+      s.run_ids.push_back(id);
+      s.created.push_back(created);
+      s.git_revisions.push_back(revision);
+      s.values.push_back(values.real(1));
+    }
+  }
+  return trend;
+}
+
+HistoryCounts history_counts(const std::string& db_path) {
+  Database db(db_path, false);
+  db.require_schema(false);
+  return {db.query_int("SELECT count(*) FROM run"), db.query_int("SELECT count(*) FROM metric"),
+          db.query_int("SELECT count(*) FROM bench_case")};
+}
+
+}  // namespace qb::reports

@@ -1,0 +1,44 @@
+#pragma once
+// Run history in SQLite: every run appended to one database file (tables run, metric,
+// bench_case; PRAGMA user_version = kHistorySchemaVersion), and the trends the HTML report
+// draws from it. Appends are all-or-nothing, so an interrupted run leaves the file as it was.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace qb::reports {
+
+inline constexpr int kHistorySchemaVersion = 1;
+
+// Validates `run` (validate_run), creates the database and its tables if needed, and inserts
+// the run, its metrics and its bench cases in one BEGIN IMMEDIATE ... COMMIT transaction (rolled
+// back on any error). Returns the new run's id. Throws qb::Error naming the database.
+int64_t append_history(const std::string& db_path, const nlohmann::json& run);
+
+// One line of a trend chart: a metric of one method over the last runs of the same series.
+struct TrendSeries {
+  std::string name;  // method label (eval) or method (bench)
+  std::vector<int64_t> run_ids;
+  std::vector<std::string> created, git_revisions;
+  std::vector<double> values;
+};
+
+struct Trend {
+  std::string title;   // which series: model + dataset + device, or device
+  std::string metric;  // "ppl" (eval) or "geomean_tflops" (bench)
+  std::vector<TrendSeries> series;
+};
+
+// The last `last_n` runs in the database of the same kind, device and (eval) model, dataset and
+// protocol as `run`, oldest first, per method.
+Trend history_trend(const std::string& db_path, const nlohmann::json& run, size_t last_n);
+
+// Row counts of the run, metric and bench_case tables (tests and `report --history` summaries).
+struct HistoryCounts {
+  int64_t runs = 0, metrics = 0, cases = 0;
+};
+HistoryCounts history_counts(const std::string& db_path);
+
+}  // namespace qb::reports

@@ -1,0 +1,43 @@
+#pragma once
+// The report's tables, built once from run documents and rendered as HTML or Markdown: the
+// README, the HTML report and compare show the same rows because they share these builders.
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace qb::reports {
+
+struct Table {
+  std::string id;       // HTML id, e.g. "table-quality-0"
+  std::string caption;  // one line saying what the rows are and where they come from
+  std::vector<std::string> columns;
+  std::vector<std::vector<std::string>> rows;  // formatted cells, one per column
+};
+
+// Eval run: one row per method (ppl ± stderr, delta, KL, agreement, bytes as stored, saving).
+Table quality_table(const nlohmann::json& eval_run, const std::string& id);
+// Eval run: projected weight bytes of the catalog models (rows) per method (columns), in GB;
+// no rows when the run has no vram.catalog.
+Table vram_catalog_table(const nlohmann::json& eval_run, const std::string& id);
+// Bench run: one row per case.
+Table bench_table(const nlohmann::json& bench_run, const std::string& id);
+// Several bench runs (devices): one row per case key, per device its time, TFLOP/s and speedup
+// over the device at `relative_to` (index into bench_runs).
+Table device_comparison_table(const std::vector<nlohmann::json>& bench_runs, size_t relative_to, const std::string& id);
+// Provenance: tool, host, device, model, dataset, protocol or bench settings.
+Table provenance_table(const nlohmann::json& run, const std::string& id);
+
+// `spec` is a device name or a 0-based index into bench_runs; throws qb::Error naming the
+// devices present when it matches none.
+size_t find_device(const std::vector<nlohmann::json>& bench_runs, const std::string& spec);
+
+std::string markdown_table(const Table& table);
+// The Markdown report of one run: its tables under headings (README and CI summaries).
+std::string render_markdown(const nlohmann::json& run);
+
+// Number formatting shared by the renderers.
+std::string format_fixed(double value, int decimals);
+std::string format_gb(double bytes);  // "13.48 GB" (10^9 bytes)
+
+}  // namespace qb::reports

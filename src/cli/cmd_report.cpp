@@ -1,0 +1,62 @@
+// quantbench report RUN.json [RUN2.json ...] [--html FILE] [--markdown FILE] [--history DB]
+// Loads run documents (validated, shards of one device merged), optionally appends them to the
+// SQLite history, and renders the self-contained HTML report and/or the Markdown tables.
+#include <cstdio>
+
+#include "cli/commands.h"
+#include "common/error.h"
+#include "common/files.h"
+#include "reports/history.h"
+#include "reports/html_report.h"
+#include "reports/merge.h"
+#include "reports/run_schema.h"
+#include "reports/tables.h"
+
+namespace {
+
+struct ReportArgs {
+  std::vector<std::string> runs;
+  std::string html, markdown;
+  qb::reports::HtmlOptions html_options;
+};
+
+int run_report(const ReportArgs& args) {
+  std::vector<nlohmann::json> loaded;
+  for (auto& path : args.runs) loaded.push_back(qb::reports::load_run(path));
+  const std::vector<nlohmann::json> runs = qb::reports::merge_shards(loaded);
+  if (!args.html_options.history_db.empty())
+    for (auto& run : runs) {
+      const int64_t id = qb::reports::append_history(args.html_options.history_db, run);
+      std::fprintf(stderr, "history: %s run %lld appended to %s\n", run["kind"].get<std::string>().c_str(),
+                   static_cast<long long>(id), args.html_options.history_db.c_str());
+    }
+  if (!args.html.empty()) {
+    qb::write_file_atomic(args.html, qb::reports::render_html(runs, args.html_options));
+    std::fprintf(stderr, "wrote %s\n", args.html.c_str());
+  }
+  std::string markdown;
+  for (auto& run : runs) markdown += qb::reports::render_markdown(run);
+  if (!args.markdown.empty()) qb::write_file_atomic(args.markdown, markdown);
+  else if (args.html.empty()) std::fputs(markdown.c_str(), stdout);
+  return 0;
+}
+
+qb::cli::CommandRegistration reg{
+    "report", "Render run documents (eval and bench JSON) as one self-contained HTML report and Markdown tables",
+    [](CLI::App& app) -> std::function<int()> {
+      auto args = std::make_shared<ReportArgs>();
+      app.add_option("runs", args->runs, "run documents (quantbench eval/bench JSON); bench shards of one device are merged")
+          ->required()
+          ->check(CLI::ExistingFile);
+      app.add_option("--html", args->html, "write the HTML report here");
+      app.add_option("--markdown", args->markdown, "write the Markdown tables here (default: stdout when no --html)");
+      app.add_option("--relative-to", args->html_options.relative_to,
+                     "GPU the side-by-side speedups are relative to: device name or index among the bench runs (default: first)");
+      app.add_option("--history", args->html_options.history_db,
+                     "SQLite history database: append these runs, and draw trends over the last runs");
+      app.add_option("--history-last", args->html_options.history_last, "runs per trend chart")->check(CLI::PositiveNumber);
+      app.add_option("--title", args->html_options.title, "HTML page title");
+      return [args] { return run_report(*args); };
+    }};
+
+}  // namespace
