@@ -15,8 +15,9 @@
 //   column:     7       5       3       1       6       4     2     0
 //
 // i.e. the even columns in the low half-word and the odd ones in the high half-word. The W4A16
-// kernels rely on exactly this: shifting a word right by 0 and by 16 and masking 0x000f000f pairs
-// columns (0,1) (2,3) ... into two 16-bit lanes with one instruction each.
+// kernels rely on exactly this: slot i (bits 4i) holds column 2i and slot i + 4 (bits 4i + 16)
+// column 2i + 1, so shifting a word right by 4i and masking 0x000f000f puts columns (2i, 2i+1)
+// into the two 16-bit lanes, ready to become a half2 (column_pair_lanes below).
 #include <cstdint>
 
 #if defined(__CUDACC__)
@@ -51,5 +52,11 @@ QB_HOST_DEVICE constexpr uint32_t pack(const uint8_t values[8]) {
   for (int j = 0; j < 8; ++j) word |= static_cast<uint32_t>(values[j] & 0xf) << (4 * slot_of_column(j));
   return word;
 }
+
+// Columns (2i, 2i + 1) of a packed word, i = 0..3, as two 16-bit lanes: low lane = nibble of column
+// 2i, high lane = nibble of column 2i + 1. OR-ing kHalfMagic1024 makes the lanes the fp16 numbers
+// 1024 + q (1024 = 0x6400 has an ulp of 1, so the nibble lands in the mantissa unchanged).
+QB_HOST_DEVICE constexpr uint32_t column_pair_lanes(uint32_t word, int i) { return (word >> (4 * i)) & 0x000f000fu; }
+constexpr uint32_t kHalfMagic1024 = 0x64006400u;  // fp16 1024.0 in both lanes of a half2
 
 }  // namespace qb::awq
