@@ -17,16 +17,21 @@ bool same_file(const std::string& a, const std::string& a_sha256, const std::str
 }
 }  // namespace
 
-CalibrationSet load_calibration(const std::string& calib_path, const Tokenizer& tokenizer, int n_samples, int seq_len,
-                                const std::string& eval_path, bool force) {
+TextDataset read_calibration_text(const std::string& calib_path, const std::string& eval_path, bool force) {
   if (calib_path.empty()) fail("calibration", "AWQ needs a calibration text file (--calib)");
-  if (n_samples < 1) fail(calib_path, "calibration samples " + std::to_string(n_samples) + " must be >= 1");
-  if (seq_len < 2) fail(calib_path, "calibration sequence length " + std::to_string(seq_len) + " must be >= 2");
-  const TextDataset text = load_text_dataset(calib_path);
+  TextDataset text = load_text_dataset(calib_path);
   if (!eval_path.empty() && !force && same_file(calib_path, text.sha256, eval_path))
     fail(calib_path, "is the evaluation file " + eval_path +
                          " (same file or same sha256): calibrating on it would leak the test set; pass --force-calib "
                          "to do it anyway");
+  return text;
+}
+
+CalibrationSet load_calibration(const std::string& calib_path, const Tokenizer& tokenizer, int n_samples, int seq_len,
+                                const std::string& eval_path, bool force) {
+  if (n_samples < 1) fail(calib_path, "calibration samples " + std::to_string(n_samples) + " must be >= 1");
+  if (seq_len < 2) fail(calib_path, "calibration sequence length " + std::to_string(seq_len) + " must be >= 2");
+  const TextDataset text = read_calibration_text(calib_path, eval_path, force);
   const std::vector<int> ids = tokenizer.encode(text.text);
   const int chunk = seq_len - 1;
   const long n_chunks = static_cast<long>(ids.size()) / chunk;

@@ -13,6 +13,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "datasets/dataset.h"
 #include "datasets/tokenizer.h"
 
 namespace qb {
@@ -25,6 +26,10 @@ struct CalibrationSet {
   // "calibration" object of the run document.
   nlohmann::json provenance;
 };
+
+// Reads the calibration text; throws qb::Error when it is the evaluation file (the same file, or a
+// file with the same sha256) unless force. eval_path "" disables the check.
+TextDataset read_calibration_text(const std::string& calib_path, const std::string& eval_path, bool force);
 
 // Throws qb::Error when calib_path is eval_path (same file, or same sha256) unless force, when the
 // file yields no complete chunk, or on bad sizes. eval_path "" disables the check.

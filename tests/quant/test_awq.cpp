@@ -1,0 +1,137 @@
+// The AWQ search on small random blocks: folding the scales keeps the block's function, o_proj is
+// skipped under GQA as in llm-awq, and with planted outlier input channels the search beats RTN.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <random>
+
+#include "model/cpu_forward.h"
+#include "quant/awq.h"
+#include "random_model.h"
+
+using namespace qb;
+
+namespace {
+
+LlamaConfig block_config(bool gqa) {
+  LlamaConfig c = test::small_config(false);  // dim 32, 4 heads; GQA with 2 kv heads
+  c.hidden_dim = 48;
+  if (!gqa) c.n_kv_heads = c.n_heads;
+  return c;
+}
+
+std::vector<float> random_activations(size_t n, unsigned seed, float sd) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> dist(0.0f, sd);
+  std::vector<float> x(n);
+  for (auto& v : x) v = dist(rng);
+  return x;
+}
+
+double max_rel_diff(const std::vector<float>& a, const std::vector<float>& b) {
+  double num = 0.0, den = 1e-30;
+  for (size_t i = 0; i < a.size(); ++i) {
+    num = std::max(num, std::abs(static_cast<double>(a[i]) - b[i]));
+    den = std::max(den, std::abs(static_cast<double>(b[i])));
+  }
+  return num / den;
+}
+
+double sq_error(const std::vector<float>& a, const std::vector<float>& b) {
+  double s = 0.0;
+  for (size_t i = 0; i < a.size(); ++i) s += (static_cast<double>(a[i]) - b[i]) * (static_cast<double>(a[i]) - b[i]);
+  return s;
+}
+
+}  // namespace
+
+TEST_CASE("folding AWQ scales leaves the block's output unchanged (before rounding), within 1e-5") {
+  for (bool gqa : {false, true}) {
+    const LlamaConfig c = block_config(gqa);
+    const Model m = test::random_model(c, gqa ? 31 : 32);
+    const CpuLayer layer = widen_layer(m.layers[0]);
+    std::mt19937 rng(5);
+    std::uniform_real_distribution<float> log_scale(std::log(0.2f), std::log(5.0f));
+    auto scales = [&](int n) {
+      std::vector<float> s(n);
+      for (auto& v : s) v = std::exp(log_scale(rng));
+      return s;
+    };
+    BlockScales s;
+    s.qkv = scales(c.dim);
+    if (!gqa) s.o = scales(c.dim);
+    s.gate_up = scales(c.dim);
+    s.down = scales(c.hidden_dim);
+    CpuLayer scaled = layer;
+    apply_block_scales(scaled, s);
+    CHECK(scaled.wq != layer.wq);
+    const int n_seq = 2, seq_len = 16;
+    std::vector<float> a = random_activations(static_cast<size_t>(n_seq) * seq_len * c.dim, 7, 1.0f), b = a;
+    block_forward(c, layer, a.data(), n_seq, seq_len);
+    block_forward(c, scaled, b.data(), n_seq, seq_len);
+    CHECK(max_rel_diff(b, a) < 1e-5);
+  }
+}
+
+TEST_CASE("o_proj is scaled only when v_proj and o_proj have the same shape (llm-awq)") {
+  for (bool gqa : {false, true}) {
+    const LlamaConfig c = block_config(gqa);
+    const CpuLayer layer = widen_layer(test::random_model(c, 8).layers[0]);
+    const int n_seq = 2, seq_len = 32;
+    std::vector<float> x = random_activations(static_cast<size_t>(n_seq) * seq_len * c.dim, 9, 1.0f);
+    BlockInputs inputs;
+    block_forward(c, layer, x.data(), n_seq, seq_len, &inputs);
+    AwqOptions options;
+    options.spec = {4, 16, false};
+    const AwqBlockResult r = awq_search_block(c, layer, inputs, n_seq, seq_len, options);
+    CHECK(r.scales.o.empty() == gqa);
+    CHECK((r.alpha[kO] < 0) == gqa);
+    CHECK(r.losses[1].empty() == gqa);
+    CHECK(r.scales.qkv.size() == static_cast<size_t>(c.dim));
+    CHECK(r.scales.down.size() == static_cast<size_t>(c.hidden_dim));
+    CHECK(r.clip_max[kQ].empty());  // q and k are not clipped
+    CHECK(r.clip_max[kK].empty());
+    for (int t : {kV, kO, kGate, kUp, kDown}) {
+      CHECK(r.clip_ratio_mean[t] <= 1.0);
+      CHECK(r.clip_ratio_mean[t] >= 0.55 - 1e-6);
+    }
+    for (const auto& losses : r.losses)
+      if (!losses.empty()) CHECK(losses.size() == 20);
+  }
+}
+
+TEST_CASE("with planted outlier input channels AWQ's output error is below RTN's") {
+  const LlamaConfig c = block_config(false);
+  for (unsigned seed : {1u, 2u, 3u}) {
+    const CpuLayer layer = widen_layer(test::random_model(c, 40 + seed).layers[0]);
+    const int n_seq = 4, seq_len = 32, rows = n_seq * seq_len;
+    std::vector<float> x = random_activations(static_cast<size_t>(rows) * c.dim, seed, 1.0f);
+    BlockInputs in;
+    block_forward(c, layer, x.data(), n_seq, seq_len, &in);
+    // A few input channels of down_proj 30x larger than the rest, as the salient channels of LLMs.
+    for (int r = 0; r < rows; ++r)
+      for (int ch : {3, 17, 40}) in.down_in[static_cast<size_t>(r) * c.hidden_dim + ch] *= 30.0f;
+    for (bool clip : {false, true}) {
+      AwqOptions options;
+      options.spec = {3, 16, false};
+      options.clip = clip;
+      const AwqBlockResult r = awq_search_block(c, layer, in, n_seq, seq_len, options);
+      CHECK(r.alpha[kDown] > 0.0);
+      // down_proj's effective weight in the original coordinates: Q(W diag(s)) diag(s)^-1.
+      const int n = c.dim, k = c.hidden_dim;
+      std::vector<float> rtn(layer.w_down.size()), awq(layer.w_down.size());
+      fake_quantize(layer.w_down.data(), n, k, options.spec, rtn.data());
+      fake_quantize(r.scaled.w_down.data(), n, k, options.spec, awq.data(),
+                    clip ? r.clip_max[kDown].data() : nullptr);
+      for (int o = 0; o < n; ++o)
+        for (int i = 0; i < k; ++i) awq[static_cast<size_t>(o) * k + i] /= r.scales.down[i];
+      std::vector<float> y(static_cast<size_t>(rows) * n), y_rtn(y.size()), y_awq(y.size());
+      linear(y.data(), in.down_in.data(), layer.w_down.data(), rows, n, k);
+      linear(y_rtn.data(), in.down_in.data(), rtn.data(), rows, n, k);
+      linear(y_awq.data(), in.down_in.data(), awq.data(), rows, n, k);
+      const double err_rtn = sq_error(y_rtn, y), err_awq = sq_error(y_awq, y);
+      CHECK(err_awq < err_rtn);
+      CHECK(r.losses[3][0] == Approx(err_rtn / y.size()).epsilon(1e-4));  // alpha 0 is RTN
+    }
+  }
+}
