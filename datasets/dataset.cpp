@@ -23,7 +23,9 @@ static std::string detect_format(const std::string& path, const std::string& tex
   return "text";
 }
 
-TextDataset load_text_dataset(const std::string& path) {
+TextDataset load_text_dataset(const std::string& path, const std::string& format) {
+  if (format != "auto" && format != "text" && format != "wikitext-raw" && format != "wikitext-tokens")
+    fail("--dataset-format", "'" + format + "' is not auto, text, wikitext-raw or wikitext-tokens");
   if (is_directory(path)) fail(path, "is a directory; give the dataset's text file (e.g. wiki.test.raw)");
   TextDataset d;
   d.path = path;
@@ -32,7 +34,7 @@ TextDataset load_text_dataset(const std::string& path) {
   d.sha256 = sha256_hex(d.text.data(), d.text.size());
   if (std::all_of(d.text.begin(), d.text.end(), [](unsigned char ch) { return std::isspace(ch); }))
     fail(path, "dataset is empty (no text to score)");
-  d.format = detect_format(path, d.text);
+  d.format = format == "auto" ? detect_format(path, d.text) : format;
   if (d.format == "wikitext-raw") {
     d.text = join_wikitext_rows(d.text);
     d.preprocessing = "lines taken as HF rows (\" \\n\" = empty row) and joined with \"\\n\\n\" (GPTQ/AWQ)";

@@ -23,8 +23,9 @@ struct TextDataset {
 // "\n\n".join(rows) for the WikiText raw file layout (one HF row per line, empty rows as " \n").
 std::string join_wikitext_rows(const std::string& raw);
 
-// Reads the file; an empty (or whitespace-only) file is an error naming it.
-TextDataset load_text_dataset(const std::string& path);
+// Reads the file; an empty (or whitespace-only) file is an error naming it. format: "auto"
+// (by name and content: *.raw or " = Title = " headings -> WikiText), or one of the formats above.
+TextDataset load_text_dataset(const std::string& path, const std::string& format = "auto");
 nlohmann::json dataset_json(const TextDataset& d, size_t n_tokens);
 
 }  // namespace qb

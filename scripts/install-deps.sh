@@ -9,5 +9,5 @@ $sudo_cmd apt-get update -qq
 $sudo_cmd apt-get install -y -qq --no-install-recommends \
   build-essential cmake pkg-config git \
   libsentencepiece-dev nlohmann-json3-dev libcli11-dev catch2 \
-  libbenchmark-dev libopenblas-dev libsqlite3-dev libssl-dev \
+  libbenchmark-dev libopenblas-openmp-dev libsqlite3-dev libssl-dev \
   chromium >/dev/null

@@ -1,0 +1,193 @@
+// quantbench eval: perplexity (and KL / top-1 agreement to FP16) of FP16, RTN and AWQ weights of
+// one model on one text split, every method on the same windows. See eval/protocol.h for the
+// protocols and eval/eval_job.h for the job.
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <dirent.h>
+#include <sys/stat.h>
+
+#include "cli/commands.h"
+#include "common/error.h"
+#include "common/files.h"
+#include "eval/eval_job.h"
+
+namespace qb::cli {
+namespace {
+
+// The data folder: --data-dir, else $QUANTBENCH_DATA, else ../shared/data beside the checkout
+// (or beside the current directory).
+std::string find_data_dir(const std::string& flag) {
+  if (!flag.empty()) return flag;
+  if (const char* env = std::getenv("QUANTBENCH_DATA"); env && *env) return env;
+  for (const std::string& p : {std::string(QB_SOURCE_DIR) + "/../shared/data", std::string("../shared/data")})
+    if (is_directory(p)) return p;
+  return "";
+}
+
+// Files below `dir` (recursively), each with its size; a directory holding config.json counts as
+// one model whose size is the sum of its files.
+void walk(const std::string& dir, std::vector<std::pair<std::string, size_t>>& out) {
+  DIR* d = opendir(dir.c_str());
+  if (!d) return;
+  while (dirent* e = readdir(d)) {
+    const std::string name = e->d_name;
+    if (name == "." || name == "..") continue;
+    const std::string path = dir + "/" + name;
+    struct stat st {};
+    if (stat(path.c_str(), &st) != 0) continue;
+    if (S_ISDIR(st.st_mode)) {
+      walk(path, out);
+    } else {
+      out.emplace_back(path, static_cast<size_t>(st.st_size));
+    }
+  }
+  closedir(d);
+}
+
+// The largest model under data/models: an HF directory (config.json) or a llama2.c .bin.
+std::string find_largest_model(const std::string& data) {
+  std::vector<std::pair<std::string, size_t>> files;
+  walk(data + "/models", files);
+  std::string best;
+  size_t best_size = 0;
+  std::map<std::string, size_t> hf_dirs;
+  for (const auto& [path, size] : files) {
+    const std::string dir = path.substr(0, path.find_last_of('/'));
+    if (file_exists(dir + "/config.json")) {
+      hf_dirs[dir] += size;
+    } else if (path.size() > 4 && path.compare(path.size() - 4, 4, ".bin") == 0 &&
+               path.compare(dir.size() + 1, 3, "tok") != 0 && size > best_size) {  // tok*.bin: tokenizers
+      best = path;
+      best_size = size;
+    }
+  }
+  for (const auto& [dir, size] : hf_dirs)
+    if (size > best_size) {
+      best = dir;
+      best_size = size;
+    }
+  return best;
+}
+
+std::string first_existing(const std::string& data, std::initializer_list<const char*> relatives) {
+  for (const char* r : relatives)
+    if (file_exists(data + "/" + r)) return data + "/" + r;
+  return "";
+}
+
+void print_summary(const nlohmann::json& run) {
+  const auto& p = run["protocol"];
+  std::printf("model %s, dataset %s (%s, %zu tokens), protocol %s ctx %d stride %d, BOS: %s\n",
+              run["model"]["path"].get<std::string>().c_str(), run["dataset"]["path"].get<std::string>().c_str(),
+              run["dataset"]["format"].get<std::string>().c_str(), run["dataset"]["tokens"].get<size_t>(),
+              p["name"].get<std::string>().c_str(), p["ctx"].get<int>(), p["stride"].get<int>(),
+              p["bos"].get<std::string>().c_str());
+  for (const auto& m : run["methods"]) {
+    const auto& q = m["quality"];
+    std::printf("%-14s PPL = %.4f +/- %.4f", m["label"].get<std::string>().c_str(), q["ppl"].get<double>(),
+                q["ppl_stderr"].get<double>());
+    if (!q["delta_ppl_pct"].is_null())
+      std::printf("  (%+.2f%%)  KL %.5f (p99 %.5f)  top-1 %.2f%%", q["delta_ppl_pct"].get<double>(),
+                  q["kl_mean"].get<double>(), q["kl_p99"].get<double>(), 100.0 * q["top1_agreement"].get<double>());
+    std::printf("  %zu tokens in %zu windows  %.0f weight bytes (%.2fx)  %.0f tokens/s\n",
+                q["tokens_scored"].get<size_t>(), q["windows"].get<size_t>(), m["size"]["weight_bytes"].get<double>(),
+                m["size"]["saving_vs_fp16"].get<double>(), m["speed"]["tokens_per_s"].get<double>());
+  }
+}
+
+CommandRegistration reg{
+    "eval",
+    "Perplexity of FP16, RTN and AWQ weights of one model on one text split (the main job).\n"
+    "With no --model/--dataset it evaluates the largest model and the WikiText-2 test split found in the data\n"
+    "folder ($QUANTBENCH_DATA, else ../shared/data beside the checkout).\n"
+    "Example: quantbench eval --model stories260K.bin --tokenizer tok512.model --dataset wiki.test.raw --ctx 512 "
+    "--methods fp16,rtn,awq --calib valid.txt --out run.json",
+    [](CLI::App& app) -> std::function<int()> {
+      struct Args {
+        EvalOptions o;
+        std::string methods, data_dir, out = "quantbench-eval.json";
+        std::vector<std::string> load;
+        int bits = 4, group = 128;
+        bool no_clip = false;
+      };
+      auto a = std::make_shared<Args>();
+      app.add_option("--model", a->o.model_path,
+                     "Model: an HF directory (config.json + model.safetensors[.index.json]) or a llama2.c .bin");
+      app.add_option("--tokenizer", a->o.tokenizer_path,
+                     "SentencePiece tokenizer.model (default: tokenizer.model beside the model)");
+      app.add_option("--dataset", a->o.dataset_path,
+                     "Text to score: WikiText-2 raw (wiki.test.raw: rows joined with \\n\\n as GPTQ/AWQ do), "
+                     "tokenized WikiText-2 (test.txt), or any UTF-8 text file");
+      app.add_option("--dataset-format", a->o.dataset_format,
+                     "auto (by name and content), text, wikitext-raw or wikitext-tokens")
+          ->capture_default_str();
+      app.add_option("--data-dir", a->data_dir, "Data folder searched when --model/--dataset are not given");
+      app.add_option("--protocol", a->o.protocol.name,
+                     "paper: non-overlapping windows, all tokens scored (GPTQ/AWQ); sliding: windows every "
+                     "--stride tokens, only tokens past the overlap scored (llama.cpp-like)")
+          ->capture_default_str();
+      app.add_option("--ctx", a->o.protocol.ctx, "Tokens per window, capped at the model's max_seq_len")
+          ->capture_default_str();
+      app.add_option("--stride", a->o.protocol.stride, "sliding: tokens between window starts (default ctx/2)");
+      app.add_option("--bos", a->o.protocol.bos,
+                     "split: one BOS at the start of the split (paper); window: BOS starts every window")
+          ->capture_default_str();
+      app.add_option("--max-windows", a->o.protocol.max_windows, "Evaluate only the first N windows (0: all)")
+          ->capture_default_str();
+      app.add_option("--methods", a->methods,
+                     "Comma-separated: fp16, rtn, awq, each optionally :w<bits>[g<group>] (e.g. "
+                     "fp16,rtn,awq,rtn:w3,awq:w3). FP16 is always run as the reference. Default: fp16 with "
+                     "--model, fp16,rtn,awq for the data-folder job");
+      app.add_option("--load", a->load, "Also evaluate a quantized AutoAWQ-format checkpoint directory (repeatable)");
+      app.add_option("--bits", a->bits, "Default bits for rtn/awq (2..8)")->capture_default_str();
+      app.add_option("--group", a->group, "Default group size for rtn/awq (-1: per output channel)")
+          ->capture_default_str();
+      app.add_flag("--symmetric", a->o.symmetric, "Symmetric quantization (zero point fixed at 2^(bits-1))");
+      app.add_flag("--no-clip", a->no_clip, "AWQ: skip the clipping search");
+      app.add_option("--calib", a->o.calib_path, "AWQ calibration text (never the evaluated split)");
+      app.add_option("--calib-samples", a->o.calib_samples, "AWQ calibration samples")->capture_default_str();
+      app.add_option("--calib-seq-len", a->o.calib_seq_len, "AWQ calibration tokens per sample")->capture_default_str();
+      app.add_flag("--force-calib", a->o.force_calib, "Allow calibrating on the evaluated file");
+      app.add_option("--device", a->o.device, "cpu, cuda or auto (the GPU when present)")->capture_default_str();
+      app.add_option("--out", a->out, "Run document (JSON), written atomically")->capture_default_str();
+      return [a]() {
+        EvalOptions o = a->o;
+        o.clip = !a->no_clip;
+        std::string methods = a->methods;
+        if (o.model_path.empty() || o.dataset_path.empty()) {
+          const std::string data = find_data_dir(a->data_dir);
+          if (data.empty() || (o.model_path.empty() && find_largest_model(data).empty())) {
+            std::fprintf(stderr,
+                         "quantbench: no model found (no data folder: set QUANTBENCH_DATA or --data-dir); name one: "
+                         "quantbench eval --model MODEL_DIR_OR_BIN [--tokenizer tokenizer.model] --dataset "
+                         "wiki.test.raw\n");
+            return 2;
+          }
+          if (o.model_path.empty()) o.model_path = find_largest_model(data);
+          if (o.dataset_path.empty())
+            o.dataset_path = first_existing(data, {"text/wikitext-2-raw/wiki.test.raw", "text/wikitext-2/test.txt"});
+          if (o.dataset_path.empty()) fail(data, "no dataset found (text/wikitext-2-raw/wiki.test.raw); name one with --dataset");
+          if (o.calib_path.empty()) o.calib_path = first_existing(data, {"text/wikitext-2/valid.txt"});
+          if (methods.empty()) methods = o.calib_path.empty() ? "fp16,rtn" : "fp16,rtn,awq";
+          std::fprintf(stderr, "data folder %s: model %s, dataset %s, methods %s\n", data.c_str(),
+                       o.model_path.c_str(), o.dataset_path.c_str(), methods.c_str());
+        }
+        o.methods = parse_methods(methods.empty() ? "fp16" : methods, a->bits, a->group);
+        for (const auto& dir : a->load) {
+          MethodSpec s;
+          s.method = "awq";
+          s.load_dir = dir;
+          o.methods.push_back(s);
+        }
+        const nlohmann::json run = run_eval(o);
+        write_file_atomic(a->out, run.dump(2) + "\n");
+        print_summary(run);
+        std::printf("wrote %s\n", a->out.c_str());
+        return 0;
+      };
+    }};
+
+}  // namespace
+}  // namespace qb::cli

@@ -1,0 +1,70 @@
+// Windowing of the perplexity protocols: which tokens each window runs and scores.
+#include <catch2/catch.hpp>
+
+#include <numeric>
+
+#include "common/error.h"
+#include "eval/protocol.h"
+
+using namespace qb;
+
+static std::vector<int> iota_tokens(int n) {
+  std::vector<int> t(n);
+  std::iota(t.begin(), t.end(), 10);
+  return t;
+}
+
+TEST_CASE("paper: one BOS, non-overlapping windows, tail dropped, ctx-1 scored each") {
+  ProtocolOptions p;
+  p.ctx = 8;
+  const auto w = plan_windows(iota_tokens(30), 1, p, "d.txt");  // 31 stream tokens -> 3 windows
+  REQUIRE(w.size() == 3);
+  CHECK(w[0].tokens == std::vector<int>{1, 10, 11, 12, 13, 14, 15, 16});
+  CHECK(w[1].tokens.front() == 17);
+  CHECK(w[2].tokens.back() == 10 + 22);
+  for (const auto& x : w) CHECK(x.first_scored == 1);
+  p.max_windows = 2;
+  CHECK(plan_windows(iota_tokens(30), 1, p, "d.txt").size() == 2);
+}
+
+TEST_CASE("paper with BOS per window scores every text token of the window") {
+  ProtocolOptions p;
+  p.ctx = 5;
+  p.bos = "window";
+  const auto w = plan_windows(iota_tokens(9), 1, p, "d.txt");
+  REQUIRE(w.size() == 2);
+  CHECK(w[0].tokens == std::vector<int>{1, 10, 11, 12, 13});
+  CHECK(w[1].tokens == std::vector<int>{1, 14, 15, 16, 17});
+  CHECK(w[1].first_scored == 1);
+}
+
+TEST_CASE("sliding: later windows score only the tokens past the overlap") {
+  ProtocolOptions p;
+  p.name = "sliding";
+  p.ctx = 8;
+  p.stride = 3;
+  const auto w = plan_windows(iota_tokens(15), 1, p, "d.txt");  // stream of 16: starts 0, 3, 6
+  REQUIRE(w.size() == 3);
+  CHECK(w[0].first_scored == 1);
+  CHECK(w[1].first_scored == 5);
+  CHECK(w[1].tokens.front() == 12);  // stream[3]
+  // Every stream position 1..13 is scored exactly once.
+  std::vector<int> scored;
+  for (size_t i = 0; i < w.size(); ++i)
+    for (size_t j = w[i].first_scored; j < w[i].tokens.size(); ++j) scored.push_back(w[i].tokens[j]);
+  std::vector<int> expected(13);
+  std::iota(expected.begin(), expected.end(), 10);
+  CHECK(scored == expected);
+}
+
+TEST_CASE("a split shorter than one window and bad options are refused") {
+  ProtocolOptions p;
+  p.ctx = 64;
+  CHECK_THROWS_WITH(plan_windows(iota_tokens(10), 1, p, "tiny.txt"),
+                    Catch::Contains("tiny.txt") && Catch::Contains("shorter than one window of 64"));
+  p.name = "sliding";
+  p.stride = 64;
+  CHECK_THROWS_WITH(validate_protocol(p), Catch::Contains("--stride"));
+  p.name = "chunks";
+  CHECK_THROWS_WITH(validate_protocol(p), Catch::Contains("--protocol: 'chunks'"));
+}
