@@ -1,0 +1,168 @@
+#include "bench/bench_cases.h"
+
+#include <nlohmann/json.hpp>
+
+#include "common/error.h"
+#include "common/files.h"
+
+namespace qb::bench {
+namespace {
+
+using nlohmann::json;
+
+int positive_int(const json& object, const char* key, const std::string& where) {
+  if (!object.contains(key) || !object[key].is_number_integer() || object[key].get<long long>() < 1)
+    fail(where, std::string("'") + key + "' must be a positive integer");
+  return object[key].get<int>();
+}
+
+// The (n, k) a layer's GEMM must have, from the model config.
+GemmShape expected_shape(const ModelShapes& m, const std::string& layer, const std::string& where) {
+  if (layer == "qkv") return {layer, (m.heads + 2 * m.kv_heads) * m.head_dim, m.hidden};
+  if (layer == "o") return {layer, m.hidden, m.heads * m.head_dim};
+  if (layer == "gate_up") return {layer, 2 * m.intermediate, m.hidden};
+  if (layer == "down") return {layer, m.hidden, m.intermediate};
+  fail(where, "unknown layer '" + layer + "' (qkv, o, gate_up, down)");
+}
+
+}  // namespace
+
+Catalog parse_catalog(const std::string& text, const std::string& where) {
+  json doc;
+  try {
+    doc = json::parse(text);
+  } catch (const json::exception& e) {
+    fail(where, std::string("invalid JSON: ") + e.what());
+  }
+  if (!doc.is_object() || doc.value("schema", "") != "quantbench.model_shapes")
+    fail(where, "not a model-shape catalog (schema must be \"quantbench.model_shapes\")");
+  Catalog catalog;
+  catalog.group_size = positive_int(doc, "group_size", where);
+  if (!doc.contains("m") || !doc["m"].is_array() || doc["m"].empty()) fail(where, "'m' must be a non-empty array");
+  for (const json& m : doc["m"]) {
+    if (!m.is_number_integer() || m.get<long long>() < 1) fail(where, "'m' holds " + m.dump() + ", not an integer >= 1");
+    catalog.m.push_back(m.get<int>());
+  }
+  if (!doc.contains("models") || !doc["models"].is_array() || doc["models"].empty())
+    fail(where, "'models' must be a non-empty array");
+  for (const json& jm : doc["models"]) {
+    ModelShapes model;
+    model.name = jm.value("name", "");
+    if (model.name.empty() || model.name.find('/') != std::string::npos)
+      fail(where, "a model has no name or a '/' in it");
+    const std::string at = where + ": model " + model.name;
+    if (!jm.contains("config") || !jm["config"].is_object()) fail(at, "'config' missing");
+    const json& cfg = jm["config"];
+    model.hidden = positive_int(cfg, "hidden", at);
+    model.intermediate = positive_int(cfg, "intermediate", at);
+    model.heads = positive_int(cfg, "heads", at);
+    model.kv_heads = positive_int(cfg, "kv_heads", at);
+    model.head_dim = positive_int(cfg, "head_dim", at);
+    model.vocab = positive_int(cfg, "vocab", at);
+    model.layers = positive_int(cfg, "layers", at);
+    if (!jm.contains("gemms") || !jm["gemms"].is_array() || jm["gemms"].empty()) fail(at, "'gemms' missing");
+    for (const json& jg : jm["gemms"]) {
+      GemmShape g{jg.value("layer", ""), positive_int(jg, "n", at), positive_int(jg, "k", at)};
+      const GemmShape want = expected_shape(model, g.layer, at);
+      if (g.n != want.n || g.k != want.k)
+        fail(at, "layer " + g.layer + " has n=" + std::to_string(g.n) + " k=" + std::to_string(g.k) +
+                     " but the config gives n=" + std::to_string(want.n) + " k=" + std::to_string(want.k));
+      if (g.k % catalog.group_size != 0)
+        fail(at, "layer " + g.layer + ": k=" + std::to_string(g.k) + " is not a multiple of group_size " +
+                     std::to_string(catalog.group_size));
+      model.gemms.push_back(g);
+    }
+    catalog.models.push_back(model);
+  }
+  return catalog;
+}
+
+Catalog load_catalog(const std::string& path) { return parse_catalog(read_text_file(path), path); }
+
+std::vector<BenchCase> expand_cases(const Catalog& catalog) {
+  std::vector<BenchCase> cases;
+  for (const ModelShapes& model : catalog.models)
+    for (const GemmShape& g : model.gemms)
+      for (int m : catalog.m) cases.push_back({model.name, g.layer, m, g.n, g.k, catalog.group_size});
+  return cases;
+}
+
+Shard parse_shard(const std::string& text) {
+  const size_t slash = text.find('/');
+  Shard s;
+  try {
+    size_t used = 0;
+    if (slash == std::string::npos) throw std::invalid_argument("no slash");
+    s.index = std::stoi(text.substr(0, slash), &used);
+    if (used != slash) throw std::invalid_argument("index");
+    const std::string count = text.substr(slash + 1);
+    s.count = std::stoi(count, &used);
+    if (used != count.size()) throw std::invalid_argument("count");
+  } catch (const std::exception&) {
+    fail("--shard", "'" + text + "' is not of the form I/N (e.g. 0/4)");
+  }
+  if (s.count < 1 || s.index < 0 || s.index >= s.count)
+    fail("--shard", "'" + text + "': need 0 <= I < N");
+  return s;
+}
+
+std::vector<BenchCase> select_shard(const std::vector<BenchCase>& cases, const Shard& shard) {
+  std::vector<BenchCase> mine;
+  for (size_t i = 0; i < cases.size(); ++i)
+    if (static_cast<int>(i % shard.count) == shard.index) mine.push_back(cases[i]);
+  return mine;
+}
+
+std::string benchmark_name(const BenchCase& c, const std::string& method) {
+  return c.model + "/" + c.layer + "/m=" + std::to_string(c.m) + "/" + method;
+}
+
+ParsedName parse_benchmark_name(const std::string& name) {
+  std::vector<std::string> parts;
+  size_t start = 0;
+  while (parts.size() < 4) {
+    const size_t slash = name.find('/', start);
+    parts.push_back(name.substr(start, slash == std::string::npos ? std::string::npos : slash - start));
+    if (slash == std::string::npos) break;
+    start = slash + 1;
+  }
+  if (parts.size() < 4 || parts[2].rfind("m=", 0) != 0)
+    fail("benchmark '" + name + "'", "name is not <model>/<layer>/m=<m>/<method>");
+  ParsedName p{parts[0], parts[1], parts[3], 0};
+  try {
+    p.m = std::stoi(parts[2].substr(2));
+  } catch (const std::exception&) {
+    fail("benchmark '" + name + "'", "bad m");
+  }
+  return p;
+}
+
+double case_flops(const BenchCase& c) { return 2.0 * c.m * static_cast<double>(c.n) * c.k; }
+
+double case_bytes(const BenchCase& c, const std::string& method) {
+  const double n = c.n, k = c.k, m = c.m;
+  const double io = 2.0 * m * k + 2.0 * m * n;  // fp16 x and y
+  if (method == kMethodFp16) return 2.0 * n * k + io;
+  if (method == kMethodW4A16) {
+    const double groups = k / c.group_size;
+    return n * k / 2.0 + groups * n * 2.0 /* fp16 scales */ + groups * n / 2.0 /* 4-bit zeros */ + io;
+  }
+  fail("case_bytes", "unknown method '" + method + "'");
+}
+
+int case_group_size(const BenchCase& c, const std::string& method) {
+  return method == kMethodW4A16 ? c.group_size : -1;
+}
+
+CaseRates case_rates(double flops, double bytes, double seconds, double peak_bandwidth_gbps,
+                     double peak_fp16_tflops) {
+  CaseRates r;
+  if (seconds <= 0) return r;
+  r.tflops = flops / seconds / 1e12;
+  r.gbps = bytes / seconds / 1e9;
+  r.pct_peak_bandwidth = peak_bandwidth_gbps > 0 ? 100.0 * r.gbps / peak_bandwidth_gbps : 0;
+  r.pct_peak_flops = peak_fp16_tflops > 0 ? 100.0 * r.tflops / peak_fp16_tflops : 0;
+  return r;
+}
+
+}  // namespace qb::bench
