@@ -246,6 +246,20 @@ SafetensorsBlob raw_blob(const std::string& name, const std::string& dtype, std:
 
 }  // namespace
 
+void check_awq_storable(const LlamaConfig& c, int bits, int group_size) {
+  const auto dims = linear_dims(c);
+  for (int t = 0; t < kNumLinears; ++t) {
+    const auto [n, k] = dims[t];
+    QuantizedWeight shape_only;  // pack_awq_linear checks only these fields before packing
+    shape_only.n = n;
+    shape_only.k = k;
+    shape_only.bits = bits;
+    shape_only.group_size = group_size > 0 ? group_size : k;
+    if (bits != awq::kBits || k % shape_only.group_size != 0 || n % awq::kPackFactor != 0)
+      pack_awq_linear(shape_only, linear_hf_name(0, t));
+  }
+}
+
 bool is_awq_checkpoint(const std::string& dir) {
   if (!is_directory(dir) || !file_exists(dir + "/config.json")) return false;
   const nlohmann::json j = read_config(dir);

@@ -47,6 +47,11 @@ struct AwqWriteOptions {
   nlohmann::json report;       // written as quantize_report.json when not null
 };
 
+// Throws qb::Error naming the first linear layer of `c` that a bits/group_size quantization could
+// not be stored as in this format (bits != 4, group size not dividing in_features, out_features not
+// a multiple of 8): lets callers refuse before a long AWQ run.
+void check_awq_storable(const LlamaConfig& c, int bits, int group_size);
+
 // Writes every block linear of `model` (all must be quantized, 4-bit, one group size that divides
 // every k) in the format above, atomically: into dir.tmp.<pid>, then renamed to dir; refuses an
 // existing dir. A model with llama2.c rotary pairs (rope_interleaved) has its q/k rows permuted to

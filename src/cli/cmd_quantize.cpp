@@ -1,0 +1,96 @@
+// quantbench quantize: RTN or AWQ weights of a model, written as an AutoAWQ gemm checkpoint
+// directory (quant/awq_format.h) with a per-layer report (quantize_report.json).
+#include <cstdio>
+#include <memory>
+
+#include "cli/commands.h"
+#include "common/error.h"
+#include "common/files.h"
+#include "common/host_info.h"
+#include "datasets/tokenizer.h"
+#include "model/load.h"
+#include "quant/awq_format.h"
+#include "quant/quantize.h"
+
+namespace qb::cli {
+namespace {
+
+std::string directory_of(const std::string& path) {
+  if (is_directory(path)) return path;
+  const size_t slash = path.find_last_of('/');
+  return slash == std::string::npos ? "." : path.substr(0, slash);
+}
+
+int run_quantize(const QuantizeOptions& options, const std::string& model_path, std::string tokenizer_path,
+                 const std::string& out) {
+  if (is_awq_checkpoint(model_path)) fail(model_path, "is already an AWQ checkpoint; quantize needs the FP16 model");
+  const Model source = load_model(model_path);
+  check_finite(source);
+  // Refuse what the format cannot hold before a long calibration run.
+  check_awq_storable(source.config, options.bits, options.group_size);
+  if (tokenizer_path.empty() && file_exists(directory_of(model_path) + "/tokenizer.model"))
+    tokenizer_path = directory_of(model_path) + "/tokenizer.model";
+  std::unique_ptr<Tokenizer> tokenizer;
+  if (options.method == "awq") {
+    if (tokenizer_path.empty()) fail(model_path, "AWQ needs --tokenizer (no tokenizer.model beside the model)");
+    tokenizer = std::make_unique<Tokenizer>(tokenizer_path);
+    if (tokenizer->vocab_size() != source.config.vocab_size)
+      fail(tokenizer_path, "vocabulary of " + std::to_string(tokenizer->vocab_size()) + " tokens, the model has " +
+                               std::to_string(source.config.vocab_size));
+  }
+  const Model fp16 = to_fp16(source);
+  const QuantizeResult result = quantize_model(fp16, options, tokenizer.get());
+  const nlohmann::json report = {{"schema", "quantbench.quantize"},
+                                 {"schema_version", "1.0"},
+                                 {"created", utc_timestamp()},
+                                 {"tool", tool_info()},
+                                 {"host", host_info()},
+                                 {"model", {{"path", model_path}, {"format", source.format}}},
+                                 {"tokenizer", tokenizer_path.empty() ? nlohmann::json(nullptr) : nlohmann::json(tokenizer_path)},
+                                 {"quantization", result.quantization},
+                                 {"weight_bytes", {{"fp16", fp16.weight_bytes()}, {"quantized", result.model.weight_bytes()}}},
+                                 {"layers", result.layers},
+                                 {"blocks", result.blocks}};
+  write_awq_checkpoint(result.model, out, {tokenizer_path, report});
+  std::printf("%s %d-bit g%d: %zu -> %zu weight bytes; wrote %s\n", options.method.c_str(), options.bits,
+              options.group_size, fp16.weight_bytes(), result.model.weight_bytes(), out.c_str());
+  return 0;
+}
+
+CommandRegistration reg{
+    "quantize",
+    "Quantize a model's block linears with RTN or AWQ and write an AutoAWQ-format (gemm, 4-bit) checkpoint\n"
+    "directory with quantize_report.json (per-layer alpha, clip ratio, weight and output errors).\n"
+    "Example: quantbench quantize --model stories260K.bin --tokenizer tok512.model --method awq --bits 4 --group 32\n"
+    "  --calib tinystories_train_head.txt --out stories260K-awq-g32",
+    [](CLI::App& app) -> std::function<int()> {
+      struct Args {
+        QuantizeOptions o;
+        std::string model, tokenizer, out;
+        bool no_clip = false;
+      };
+      auto a = std::make_shared<Args>();
+      app.add_option("--model", a->model, "FP16/FP32 model: an HF directory or a llama2.c .bin")->required();
+      app.add_option("--tokenizer", a->tokenizer,
+                     "SentencePiece tokenizer.model (default: tokenizer.model beside the model); copied into the output");
+      app.add_option("--method", a->o.method, "rtn or awq")->required()->check(CLI::IsMember({"rtn", "awq"}));
+      app.add_option("--bits", a->o.bits, "Bits per weight (the AutoAWQ format holds 4 only)")->capture_default_str();
+      app.add_option("--group", a->o.group_size, "Group size along the input dimension (-1: per output channel)")
+          ->capture_default_str();
+      app.add_flag("--symmetric", a->o.symmetric, "Symmetric quantization (zero point fixed at 2^(bits-1))");
+      app.add_option("--calib", a->o.calib_path, "AWQ calibration text file (never the evaluation split)");
+      app.add_option("--calib-samples", a->o.calib_samples, "AWQ calibration samples")->capture_default_str();
+      app.add_option("--calib-seq-len", a->o.calib_seq_len, "AWQ calibration tokens per sample")->capture_default_str();
+      app.add_option("--eval-file", a->o.eval_path, "The evaluation file, refused as calibration text");
+      app.add_flag("--no-clip", a->no_clip, "AWQ: skip the clipping search");
+      app.add_flag("--force-calib", a->o.force_calib, "Allow calibrating on the --eval-file");
+      app.add_option("--out", a->out, "Output checkpoint directory (must not exist)")->required();
+      return [a]() {
+        QuantizeOptions o = a->o;
+        o.clip = !a->no_clip;
+        return run_quantize(o, a->model, a->tokenizer, a->out);
+      };
+    }};
+
+}  // namespace
+}  // namespace qb::cli

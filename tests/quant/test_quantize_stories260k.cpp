@@ -1,0 +1,74 @@
+// RTN and AWQ on the shared stories260K model, calibrated on TinyStories training text: the
+// calibration protocol, the recorded search, and errors that are finite and ordered as expected.
+#include <catch2/catch.hpp>
+
+#include "common/error.h"
+#include "datasets/tokenizer.h"
+#include "model/load.h"
+#include "quant/calibration.h"
+#include "quant/quantize.h"
+#include "test_support.h"
+
+using namespace qb;
+
+std::string qb_test_skip_reason() {
+  for (const char* f : {"models/stories260K/stories260K.bin", "models/stories260K/tok512.model",
+                        "text/tinystories/tinystories_train_head.txt"})
+    if (const std::string why = test::require_data(f); !why.empty()) return why;
+  return "";
+}
+
+namespace {
+const std::string kCalib = "text/tinystories/tinystories_train_head.txt";
+}
+
+TEST_CASE("calibration samples: BOS first, none inside, evenly spaced, real counts recorded") {
+  const Tokenizer tok(test::data_file("models/stories260K/tok512.model"));
+  const CalibrationSet set = load_calibration(test::data_file(kCalib), tok, 16, 128, "", false);
+  CHECK(set.n_samples == 16);
+  CHECK(set.tokens.size() == 16 * 128);
+  for (int s = 0; s < 16; ++s) {
+    CHECK(set.tokens[s * 128] == tok.bos_id());
+    for (int i = 1; i < 128; ++i) CHECK(set.tokens[s * 128 + i] != tok.bos_id());
+  }
+  CHECK(set.provenance["tokens"] == 16 * 128);
+  // More samples than the file holds: all of it, and the real number recorded.
+  const CalibrationSet all = load_calibration(test::data_file(kCalib), tok, 100000, 512, "", false);
+  CHECK(all.n_samples < 100000);
+  CHECK(all.provenance["samples"] == all.n_samples);
+  CHECK(all.provenance["samples_requested"] == 100000);
+  CHECK(all.n_samples == all.provenance["file_tokens"].get<long>() / 511);
+}
+
+TEST_CASE("stories260K: AWQ w3 g32 records its search and beats RTN on the block outputs") {
+  const Tokenizer tok(test::data_file("models/stories260K/tok512.model"));
+  const Model fp16 = to_fp16(load_model(test::data_file("models/stories260K/stories260K.bin")));
+  QuantizeOptions o;
+  o.method = "awq";
+  o.bits = 3;
+  o.group_size = 32;
+  o.calib_path = test::data_file(kCalib);
+  o.calib_samples = 16;
+  o.calib_seq_len = 256;
+  o.eval_path = test::data_file("text/tinystories/tinystories_sample.txt");
+  const QuantizeResult r = quantize_model(fp16, o, &tok);
+  CHECK(r.layers.size() == 5 * 7);
+  CHECK(r.quantization["calibration"]["samples"] == 16);
+  CHECK(r.quantization["search"]["o_proj"].get<std::string>().find("skipped") == 0);  // GQA: 4 kv heads of 8
+  for (const auto& l : r.layers) {
+    CHECK(std::isfinite(l["weight_error"].get<double>()));
+    CHECK(std::isfinite(l["output_error"].get<double>()));
+  }
+  CHECK(r.layers[3]["alpha"].is_null());  // model.layers.0.self_attn.o_proj
+  double rtn = 0.0, awq = 0.0;
+  for (const auto& b : r.blocks) {
+    rtn += b["output_error_rtn"].get<double>();
+    awq += b["output_error"].get<double>();
+  }
+  CHECK(awq < rtn);
+  const size_t q3 = r.model.weight_bytes();
+  CHECK(q3 < fp16.weight_bytes());
+
+  o.eval_path = o.calib_path;
+  CHECK_THROWS_WITH(quantize_model(fp16, o, &tok), Catch::Contains("is the evaluation file"));
+}
