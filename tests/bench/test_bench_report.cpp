@@ -1,0 +1,143 @@
+// bench/ without a GPU: the model-shape catalog (the real file and broken variants), case
+// expansion and sharding, benchmark names, work accounting, and the Google Benchmark JSON -> run
+// document converter on a hand-written fixture (tests/bench/gbench_fixture.json), validated
+// against the run schema.
+#include <catch2/catch.hpp>
+
+#include <set>
+
+#include "bench/bench_cases.h"
+#include "bench/bench_report.h"
+#include "common/files.h"
+#include "reports/run_schema.h"
+
+using namespace qb;
+using nlohmann::json;
+
+namespace {
+
+const nlohmann::json kTool = {{"name", "quantbench"}, {"version", "0.1.0"}, {"git_revision", "abc123"}};
+const nlohmann::json kHost = {{"cpu", "test cpu"}, {"threads", 2}, {"hostname", "ci"}};
+
+json fixture() { return json::parse(read_text_file(QB_TEST_BENCH_DIR "/gbench_fixture.json")); }
+
+}  // namespace
+
+TEST_CASE("the shipped model-shape catalog loads and matches the model configs") {
+  const bench::Catalog catalog = bench::load_catalog(QB_BENCH_CATALOG);
+  REQUIRE(catalog.models.size() == 5);
+  CHECK(catalog.group_size == 128);
+  CHECK(catalog.m == std::vector<int>{1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096});
+  const bench::ModelShapes& llama2_7b = catalog.models[0];
+  CHECK(llama2_7b.name == "llama-2-7b");
+  REQUIRE(llama2_7b.gemms.size() == 4);
+  CHECK(llama2_7b.gemms[0].layer == "qkv");
+  CHECK(llama2_7b.gemms[0].n == 12288);
+  CHECK(llama2_7b.gemms[3].layer == "down");
+  CHECK(llama2_7b.gemms[3].k == 11008);
+  CHECK(bench::expand_cases(catalog).size() == 5 * 4 * 13);
+}
+
+TEST_CASE("a catalog whose shapes contradict the config is refused") {
+  const std::string good = read_text_file(QB_BENCH_CATALOG);
+  std::string bad = good;
+  bad.replace(bad.find("\"n\": 12288"), 10, "\"n\": 12289");
+  CHECK_THROWS_WITH(bench::parse_catalog(bad, "cat.json"), Catch::Contains("layer qkv has n=12289"));
+  CHECK_THROWS_WITH(bench::parse_catalog("{}", "cat.json"), Catch::Contains("not a model-shape catalog"));
+}
+
+TEST_CASE("shards partition the cases deterministically") {
+  const auto cases = bench::expand_cases(bench::load_catalog(QB_BENCH_CATALOG));
+  std::set<std::string> seen;
+  size_t total = 0;
+  for (int i = 0; i < 3; ++i) {
+    const auto mine = bench::select_shard(cases, bench::parse_shard(std::to_string(i) + "/3"));
+    total += mine.size();
+    for (const auto& c : mine) CHECK(seen.insert(bench::benchmark_name(c, bench::kMethodW4A16)).second);
+  }
+  CHECK(total == cases.size());
+  CHECK(bench::select_shard(cases, bench::parse_shard("1/3"))[0].m == cases[1].m);
+  CHECK_THROWS_WITH(bench::parse_shard("3/3"), Catch::Contains("0 <= I < N"));
+  CHECK_THROWS_WITH(bench::parse_shard("1-3"), Catch::Contains("form I/N"));
+}
+
+TEST_CASE("benchmark names round-trip, with Google Benchmark's suffixes") {
+  const bench::BenchCase c{"llama-3-8b", "gate_up", 33, 28672, 4096, 128};
+  const std::string name = bench::benchmark_name(c, bench::kMethodW4A16);
+  CHECK(name == "llama-3-8b/gate_up/m=33/w4a16");
+  const auto parsed = bench::parse_benchmark_name(name + "/iterations:50/manual_time");
+  CHECK(parsed.model == "llama-3-8b");
+  CHECK(parsed.layer == "gate_up");
+  CHECK(parsed.m == 33);
+  CHECK(parsed.method == "w4a16");
+  CHECK_THROWS(bench::parse_benchmark_name("BM_something"));
+}
+
+TEST_CASE("work accounting: flops 2mnk, bytes = weights as stored + x + y") {
+  const bench::BenchCase c{"llama-2-7b", "qkv", 1, 12288, 4096, 128};
+  CHECK(bench::case_flops(c) == 2.0 * 12288 * 4096);
+  CHECK(bench::case_bytes(c, bench::kMethodFp16) == 2.0 * 12288 * 4096 + 2 * 4096 + 2 * 12288);
+  // 4-bit weights + fp16 scales and 4-bit zeros for 32 groups
+  CHECK(bench::case_bytes(c, bench::kMethodW4A16) == 12288 * 4096 / 2.0 + 32 * 12288 * 2.5 + 2 * 4096 + 2 * 12288);
+  CHECK(bench::case_group_size(c, bench::kMethodFp16) == -1);
+  const auto r = bench::case_rates(2e12, 3e9, 1e-3, 3000, 700);
+  CHECK(r.tflops == Approx(2000));
+  CHECK(r.gbps == Approx(3000));
+  CHECK(r.pct_peak_bandwidth == Approx(100));
+  CHECK(r.pct_peak_flops == Approx(2000.0 / 7));
+}
+
+TEST_CASE("the converter turns Google Benchmark JSON into a valid bench run document") {
+  const json run = bench::bench_run_document(fixture(), kTool, kHost, "2026-11-23T12:00:00Z");
+  REQUIRE_NOTHROW(reports::validate_run(run, "converted fixture"));
+  CHECK(run["kind"] == "bench");
+  CHECK(run["device"]["name"] == "NVIDIA H100 80GB HBM3");
+  CHECK(run["device"]["peak_bandwidth_gbps"] == 3000.0);
+  CHECK(run["bench"]["shard"] == "1/4");
+  CHECK(run["bench"]["l2"] == "cold");
+  CHECK(run["bench"]["warmup"] == 10);
+  CHECK(run["bench"]["samples"] == 50);
+  const json& cases = run["bench"]["cases"];
+  REQUIRE(cases.size() == 3);
+
+  const json& fp16 = cases[0];
+  CHECK(fp16["method"] == "fp16-cublas");
+  CHECK(fp16["kernel"] == "cublas-gemm-fp16");
+  CHECK(fp16["group_size"] == -1);
+  CHECK(fp16["speedup_vs_fp16"].is_null());
+
+  const json& w4 = cases[1];
+  CHECK(w4["model"] == "llama-2-7b");
+  CHECK(w4["layer"] == "qkv");
+  CHECK(w4["m"] == 1);
+  CHECK(w4["n"] == 12288);
+  CHECK(w4["k"] == 4096);
+  CHECK(w4["group_size"] == 128);
+  CHECK(w4["kernel"] == "w4a16-skinny");
+  CHECK(w4["time_s"]["median"] == 1.0e-05);
+  CHECK(w4["time_s"]["p90"] == 1.1e-05);
+  CHECK(w4["time_s"]["samples"] == 50);
+  CHECK(w4["speedup_vs_fp16"].get<double>() == Approx(4.0));  // 40 us / 10 us
+  CHECK(w4["gbps"].get<double>() == Approx(26181632 / 1e-5 / 1e9));
+  CHECK(w4["pct_peak_bandwidth"].get<double>() == Approx(100.0 * 26181632 / 1e-5 / 1e9 / 3000));
+  CHECK(w4["tflops"].get<double>() == Approx(100663296 / 1e-5 / 1e12));
+
+  CHECK(cases[2]["speedup_vs_fp16"].is_null());  // its FP16 partner is not in this output
+}
+
+TEST_CASE("the converter refuses failed benchmarks and foreign JSON") {
+  json failed = fixture();
+  failed["benchmarks"][1]["error_occurred"] = true;
+  failed["benchmarks"][1]["error_message"] = "cudaErrorIllegalAddress";
+  CHECK_THROWS_WITH(bench::bench_run_document(failed, kTool, kHost, "2026-11-23T12:00:00Z"),
+                    Catch::Contains("failed: cudaErrorIllegalAddress"));
+  json no_device = fixture();
+  no_device["context"].erase("qb_device");
+  CHECK_THROWS_WITH(bench::bench_run_document(no_device, kTool, kHost, "2026-11-23T12:00:00Z"),
+                    Catch::Contains("qb_device"));
+  json no_counter = fixture();
+  no_counter["benchmarks"][0].erase("time_median_s");
+  CHECK_THROWS_WITH(bench::bench_run_document(no_counter, kTool, kHost, "2026-11-23T12:00:00Z"),
+                    Catch::Contains("time_median_s"));
+  CHECK_THROWS(bench::bench_run_document(json::array(), kTool, kHost, "2026-11-23T12:00:00Z"));
+}
