@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "model/model.h"
 
 namespace qb {
@@ -29,6 +31,9 @@ class LogitsBackend {
   // naming `where`.
   virtual void score(const std::vector<int>& tokens, int first, const LogitsBackend* reference,
                      const std::string& where, WindowScores& out) const = 0;
+  // Device memory of this backend: null on the CPU; on a GPU {"weight_bytes_device",
+  // "peak_bytes", ...} as measured with cudaMemGetInfo (see the run document's "vram").
+  virtual nlohmann::json memory() const { return nullptr; }
 };
 
 std::unique_ptr<LogitsBackend> make_cpu_backend(const Model& model);
