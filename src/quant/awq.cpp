@@ -35,7 +35,7 @@ std::vector<float> mean_abs_columns(const std::vector<float>& x, int cols) {
 
 double mean_squared_difference(const std::vector<float>& a, const std::vector<float>& b) {
   double sum = 0.0;
-#pragma omp parallel for reduction(+ : sum) schedule(static)
+#pragma omp parallel for reduction(+ : sum) schedule(static) if (a.size() >= (1u << 16))
   for (size_t i = 0; i < a.size(); ++i) {
     const double d = static_cast<double>(a[i]) - b[i];
     sum += d * d;

@@ -386,6 +386,8 @@ void write_awq_checkpoint(const Model& model, const std::string& dir, const AwqW
     if (!options.tokenizer_path.empty()) {
       fs::copy_file(options.tokenizer_path, tmp + "/tokenizer.model", ec);
       if (ec) fail(options.tokenizer_path, "cannot copy tokenizer: " + ec.message());
+      fs::permissions(tmp + "/tokenizer.model", fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read |
+                                                    fs::perms::others_read, ec);  // not the source's read-only mode
     }
     if (!options.report.is_null()) write_file_atomic(tmp + "/quantize_report.json", options.report.dump(2) + "\n");
     fs::rename(tmp, dir, ec);

@@ -55,13 +55,16 @@ bool quantize_group(const float* w, int len, const QuantSpec& spec, float clip, 
 }
 
 namespace {
+constexpr long kParallelMin = 1 << 15;  // weights
+
 // Runs quantize_group over every (row, group) of W [n, k], OpenMP over rows; throws naming the
 // tensor and the first bad row if a group's scale is not finite (NaN/Inf weights or an FP16 overflow).
 template <class PerGroup>
 void for_each_group(int n, int k, int group, const std::string& name, PerGroup per_group) {
   const int n_groups = (k + group - 1) / group;
   int bad_row = n;
-#pragma omp parallel for schedule(static) reduction(min : bad_row)
+  // Threads only pay off past small matrices (each parallel region costs a wake-up of the team).
+#pragma omp parallel for schedule(static) reduction(min : bad_row) if (static_cast<long>(n) * k >= kParallelMin)
   for (int o = 0; o < n; ++o)
     for (int g = 0; g < n_groups; ++g) {
       const int begin = g * group;
