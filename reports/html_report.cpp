@@ -164,6 +164,35 @@ std::vector<XYChart> bench_charts(const json& run, size_t index) {
   return {throughput, bandwidth, roofline};
 }
 
+// Speedup of each other GPU over the reference against M, one line per device, method and shape.
+XYChart device_speedup_chart(const std::vector<json>& bench_runs, size_t reference) {
+  const json& ref = bench_runs[reference];
+  const std::string ref_name = ref.at("device").at("name");
+  std::map<std::string, double> ref_median;  // case key -> median time on the reference GPU
+  auto key = [](const json& c) {
+    return c.at("model").get<std::string>() + " " + c.at("layer").get<std::string>() + " " + c.at("n").dump() + "×" +
+           c.at("k").dump() + " g" + c.at("group_size").dump() + " " + c.at("method").get<std::string>() + " m" + c.at("m").dump();
+  };
+  for (auto& c : ref.at("bench").at("cases")) ref_median[key(c)] = c.at("time_s").at("median");
+  XYChart chart{"chart-gpus", "Speedup over " + ref_name + " against M (time on " + ref_name + " / time on the GPU)",
+                {"M (tokens per GEMM)", Scale::log2, false}, {"speedup (×)", Scale::linear, true}, {}};
+  for (size_t d = 0; d < bench_runs.size(); ++d) {
+    if (d == reference) continue;
+    const std::string device = bench_runs[d].at("device").at("name");
+    auto m_of = [](const json& c) { return c.at("m").get<double>(); };
+    // A case the reference GPU did not run has no speedup (NaN: not drawn).
+    auto speedup_of = [&](const json& c) {
+      auto it = ref_median.find(key(c));
+      return it == ref_median.end() ? NAN : it->second / c.at("time_s").at("median").get<double>();
+    };
+    for (auto& s : case_series(bench_runs[d], m_of, speedup_of)) {
+      s.name = device + ": " + s.name;
+      chart.series.push_back(s);
+    }
+  }
+  return chart;
+}
+
 std::string history_section(const std::vector<json>& runs, const HtmlOptions& options) {
   std::string s = "<section id=\"history\"><h2>History</h2><p class=\"note\">From " + escape_html(options.history_db) +
                   ": the last " + std::to_string(options.history_last) +
@@ -208,6 +237,8 @@ std::string render_html(const std::vector<json>& runs, const HtmlOptions& option
       body += render_svg(quality_size_chart(run, "chart-quality-size-" + i)) + html_table(quality_table(run, "table-quality-" + i));
       const Table vram = vram_catalog_table(run, "table-vram-" + i);
       if (!vram.rows.empty()) body += "<h3>Projected VRAM</h3>" + render_svg(vram_chart(run, "chart-vram-" + i)) + html_table(vram);
+      const Table measured = vram_measured_table(run, "table-vram-measured-" + i);
+      if (!measured.rows.empty()) body += html_table(measured);
       body += "<h3>Provenance</h3>" + html_table(provenance_table(run, "table-provenance-eval-" + i)) + "</section>";
     } else {
       const size_t index = bench_index++;
@@ -224,6 +255,7 @@ std::string render_html(const std::vector<json>& runs, const HtmlOptions& option
     nav += "<li><a href=\"#gpus\">GPUs side by side</a></li>";
     body += "<section id=\"gpus\"><h2>GPUs side by side (relative to " +
             escape_html(bench_runs[reference]["device"]["name"].get<std::string>()) + ")</h2>" +
+            render_svg(device_speedup_chart(bench_runs, reference)) +
             html_table(device_comparison_table(bench_runs, reference, "table-gpus")) + "</section>";
   }
   if (!options.history_db.empty()) {

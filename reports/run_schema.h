@@ -8,7 +8,6 @@
 
 namespace qb::reports {
 
-inline constexpr const char* kRunSchemaName = "quantbench.run";
 // Writers write this version; readers accept any 1.x (a minor version only adds fields).
 inline constexpr const char* kRunSchemaVersion = "1.0";
 inline constexpr int kRunSchemaMajor = 1;

@@ -95,6 +95,16 @@ Table vram_catalog_table(const json& run, const std::string& id) {
   return t;
 }
 
+Table vram_measured_table(const json& run, const std::string& id) {
+  Table t{id, "Device memory measured during the run (GB = 10^9 bytes)", {"method", "weights on device", "peak allocated"}, {}};
+  if (!run.contains("vram") || !run["vram"].is_object() || !run["vram"].contains("per_method")) return t;
+  if (run["vram"].contains("device_bytes_free_before"))
+    t.caption += "; free before the run: " + format_gb(run["vram"]["device_bytes_free_before"]);
+  for (auto& e : run["vram"]["per_method"])
+    t.rows.push_back({text(e.at("method")), format_gb(e.at("weight_bytes_device")), format_gb(e.at("peak_bytes"))});
+  return t;
+}
+
 Table bench_table(const json& run, const std::string& id) {
   const json& b = run.at("bench");
   Table t{id,
@@ -236,14 +246,28 @@ std::string render_markdown(const json& run) {
   std::vector<Table> tables;
   if (run.at("kind") == "eval") {
     tables.push_back(quality_table(run, "table-quality"));
-    Table vram = vram_catalog_table(run, "table-vram");
-    if (!vram.rows.empty()) tables.push_back(vram);
+    for (Table vram : {vram_catalog_table(run, "table-vram"), vram_measured_table(run, "table-vram-measured")})
+      if (!vram.rows.empty()) tables.push_back(vram);
   } else {
     tables.push_back(bench_table(run, "table-bench"));
   }
   tables.push_back(provenance_table(run, "table-provenance"));
   std::string md;
   for (auto& t : tables) md += "**" + t.caption + "**\n\n" + markdown_table(t) + "\n";
+  return md;
+}
+
+std::string render_markdown(const std::vector<json>& runs, const std::string& relative_to) {
+  std::string md;
+  std::vector<json> bench_runs;
+  for (auto& run : runs) {
+    md += render_markdown(run);
+    if (run.at("kind") == "bench") bench_runs.push_back(run);
+  }
+  if (bench_runs.size() > 1) {
+    const Table gpus = device_comparison_table(bench_runs, relative_to.empty() ? 0 : find_device(bench_runs, relative_to), "table-gpus");
+    md += "**" + gpus.caption + "**\n\n" + markdown_table(gpus) + "\n";
+  }
   return md;
 }
 

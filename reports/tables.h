@@ -20,6 +20,8 @@ Table quality_table(const nlohmann::json& eval_run, const std::string& id);
 // Eval run: projected weight bytes of the catalog models (rows) per method (columns), in GB;
 // no rows when the run has no vram.catalog.
 Table vram_catalog_table(const nlohmann::json& eval_run, const std::string& id);
+// Eval run on a GPU: measured device memory per method (vram.per_method); no rows without it.
+Table vram_measured_table(const nlohmann::json& eval_run, const std::string& id);
 // Bench run: one row per case.
 Table bench_table(const nlohmann::json& bench_run, const std::string& id);
 // Several bench runs (devices): one row per case key, per device its time, TFLOP/s and speedup
@@ -33,8 +35,11 @@ Table provenance_table(const nlohmann::json& run, const std::string& id);
 size_t find_device(const std::vector<nlohmann::json>& bench_runs, const std::string& spec);
 
 std::string markdown_table(const Table& table);
-// The Markdown report of one run: its tables under headings (README and CI summaries).
+// The Markdown report of one run: its tables, each under its caption (README and CI summaries).
 std::string render_markdown(const nlohmann::json& run);
+// Several runs: each run's tables, then the GPUs side by side when there are several bench runs
+// (speedups relative to `relative_to`, a device name or index; "" = the first).
+std::string render_markdown(const std::vector<nlohmann::json>& runs, const std::string& relative_to);
 
 // Number formatting shared by the renderers.
 std::string format_fixed(double value, int decimals);

@@ -24,18 +24,22 @@ int run_report(const ReportArgs& args) {
   std::vector<nlohmann::json> loaded;
   for (auto& path : args.runs) loaded.push_back(qb::reports::load_run(path));
   const std::vector<nlohmann::json> runs = qb::reports::merge_shards(loaded);
-  if (!args.html_options.history_db.empty())
+  if (const std::string& db = args.html_options.history_db; !db.empty()) {
     for (auto& run : runs) {
-      const int64_t id = qb::reports::append_history(args.html_options.history_db, run);
+      const int64_t id = qb::reports::append_history(db, run);
       std::fprintf(stderr, "history: %s run %lld appended to %s\n", run["kind"].get<std::string>().c_str(),
-                   static_cast<long long>(id), args.html_options.history_db.c_str());
+                   static_cast<long long>(id), db.c_str());
     }
+    const qb::reports::HistoryCounts counts = qb::reports::history_counts(db);
+    std::fprintf(stderr, "history: %s holds %lld runs, %lld metrics, %lld bench cases\n", db.c_str(),
+                 static_cast<long long>(counts.runs), static_cast<long long>(counts.metrics),
+                 static_cast<long long>(counts.cases));
+  }
   if (!args.html.empty()) {
     qb::write_file_atomic(args.html, qb::reports::render_html(runs, args.html_options));
     std::fprintf(stderr, "wrote %s\n", args.html.c_str());
   }
-  std::string markdown;
-  for (auto& run : runs) markdown += qb::reports::render_markdown(run);
+  const std::string markdown = qb::reports::render_markdown(runs, args.html_options.relative_to);
   if (!args.markdown.empty()) qb::write_file_atomic(args.markdown, markdown);
   else if (args.html.empty()) std::fputs(markdown.c_str(), stdout);
   return 0;

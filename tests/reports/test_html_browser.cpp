@@ -92,7 +92,7 @@ TEST_CASE("the HTML report renders every chart in headless chromium and is self-
   const std::vector<std::string> charts = {
       "chart-quality-size-0", "chart-vram-0",     "chart-throughput-0", "chart-bandwidth-0", "chart-roofline-0",
       "chart-throughput-1",   "chart-bandwidth-1", "chart-roofline-1",  "chart-trend-0",     "chart-trend-1",
-      "chart-trend-2"};
+      "chart-trend-2",        "chart-gpus"};
   for (auto& id : charts) {
     INFO(id);
     CHECK(dom.find("<svg xmlns=\"http://www.w3.org/2000/svg\" id=\"" + id + "\"") != std::string::npos);

@@ -39,6 +39,12 @@ TEST_CASE("vram catalog table pivots models against methods") {
   CHECK(vram_catalog_table(no_catalog, "v").rows.empty());
 }
 
+TEST_CASE("measured vram table from vram.per_method") {
+  const Table t = vram_measured_table(qb::test::eval_fixture(), "m");
+  REQUIRE(t.rows.size() == 1);
+  CHECK(t.rows[0] == std::vector<std::string>{"fp16", "13.48 GB", "15.62 GB"});
+}
+
 TEST_CASE("GPUs side by side: same cases in columns per device, speedups relative to the chosen one") {
   const std::vector<json> runs{qb::test::h100_fixture(), qb::test::h200_fixture()};
   const size_t h200 = find_device(runs, "NVIDIA H200");
@@ -73,6 +79,9 @@ TEST_CASE("markdown: the same tables, one header row, one line per row") {
   const std::string bench = render_markdown(qb::test::h100_fixture());
   CHECK(bench.find("| llama-2-7b | qkv | 16 | 12288 | 4096 | w4a16 | awq_w4a16_gemm<128,128,32> | 15.11 | 14.93...15.29 |") !=
         std::string::npos);
+  const std::string both = render_markdown({qb::test::h100_fixture(), qb::test::h200_fixture()}, "NVIDIA H200");
+  CHECK(both.find("speedup = time on NVIDIA H200 / time on this GPU") != std::string::npos);
+  CHECK(render_markdown({qb::test::h100_fixture()}, "").find("speedup = time on") == std::string::npos);
   const Table cells{"t", "c", {"a|b"}, {{"x|y"}}};
   CHECK(markdown_table(cells) == "| a\\|b |\n| --- |\n| x\\|y |\n");
 }
