@@ -8,7 +8,9 @@
 
 namespace qb::reports {
 
-// Writers write this version; readers accept any 1.x (a minor version only adds fields).
+// What writers put in "schema" and "schema_version" (readers accept any 1.x: a minor version
+// only adds fields).
+inline constexpr const char* kRunSchemaName = "quantbench.run";
 inline constexpr const char* kRunSchemaVersion = "1.0";
 inline constexpr int kRunSchemaMajor = 1;
 
