@@ -143,6 +143,28 @@ TEST_CASE("a hand-made AutoAWQ checkpoint loads to the known weights") {
   CHECK(w.stored_bytes() == 8 * 8 / 2 + 2 * 8 * 2 + 2 * 8 / 2);
 }
 
+TEST_CASE("a sharded checkpoint (model.safetensors.index.json) loads the same weights") {
+  const std::string one = hand_made_checkpoint("awq-one");
+  // The same tensors split over two shards as HF's save_pretrained writes them: the MLP in shard 2.
+  const std::string dir = test::temp_dir("awq-sharded");
+  const SafetensorsFile source(one + "/model.safetensors");
+  std::vector<SafetensorsBlob> shards[2];
+  nlohmann::json index = {{"metadata", nlohmann::json::object()}, {"weight_map", nlohmann::json::object()}};
+  for (const auto& [name, e] : source.entries()) {
+    const int shard = name.find(".mlp.") != std::string::npos ? 1 : 0;
+    shards[shard].push_back({name, e.dtype, e.shape, std::vector<uint8_t>(e.data, e.data + e.nbytes)});
+    index["weight_map"][name] = "model-0000" + std::to_string(shard + 1) + "-of-00002.safetensors";
+  }
+  write_safetensors(dir + "/model-00001-of-00002.safetensors", shards[0]);
+  write_safetensors(dir + "/model-00002-of-00002.safetensors", shards[1]);
+  write_file_atomic(dir + "/model.safetensors.index.json", index.dump());
+  write_file_atomic(dir + "/config.json", read_text_file(one + "/config.json"));
+  const Model a = load_awq_checkpoint(one), b = load_awq_checkpoint(dir);
+  CHECK(a.layers[0].up_proj.quant->q == b.layers[0].up_proj.quant->q);
+  CHECK(a.layers[0].up_proj.quant->scales == b.layers[0].up_proj.quant->scales);
+  CHECK(a.layers[0].q_proj.quant->zeros == b.layers[0].q_proj.quant->zeros);
+}
+
 TEST_CASE("bad AWQ checkpoints are refused with one line naming the tensor") {
   auto load_error = [](const std::string& tag, const Mutation& mutate) {
     try {
