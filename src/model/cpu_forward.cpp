@@ -72,37 +72,33 @@ void attention(const LlamaConfig& c, const CpuLayer& layer, const float* xn, int
 
   std::vector<float> att(size_t(rows) * q_dim);
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
-  // One task per (sequence, query head); query t attends to keys 0..t of its own sequence.
+  // One task per (sequence, query head): S = Q K^T / sqrt(hd) [seq_len, seq_len] by BLAS (heads
+  // are strided column blocks of q and k), causal softmax row by row (query t sees keys 0..t),
+  // then O = P V into the head's columns of att. Inside the parallel region OpenBLAS (OpenMP
+  // build) runs each call on the calling thread.
 #pragma omp parallel
   {
-    std::vector<float> scores(seq_len);
+    std::vector<float> scores(size_t(seq_len) * seq_len);
 #pragma omp for collapse(2) schedule(dynamic)
     for (int s = 0; s < n_seq; ++s) {
       for (int h = 0; h < c.n_heads; ++h) {
         const int kvh = h / group;
+        const float* qh = &q[size_t(s) * seq_len * q_dim + size_t(h) * hd];
+        const float* kh = &k[size_t(s) * seq_len * kv_dim + size_t(kvh) * hd];
+        const float* vh = &v[size_t(s) * seq_len * kv_dim + size_t(kvh) * hd];
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, seq_len, seq_len, hd, scale, qh, q_dim, kh, kv_dim, 0.0f,
+                    scores.data(), seq_len);
         for (int t = 0; t < seq_len; ++t) {
-          const float* qt = &q[(size_t(s) * seq_len + t) * q_dim + size_t(h) * hd];
-          float max_score = -INFINITY;
-          for (int u = 0; u <= t; ++u) {
-            const float* ku = &k[(size_t(s) * seq_len + u) * kv_dim + size_t(kvh) * hd];
-            float dot = 0.0f;
-            for (int i = 0; i < hd; ++i) dot += qt[i] * ku[i];
-            scores[u] = dot * scale;
-            max_score = std::max(max_score, scores[u]);
-          }
+          float* row = &scores[size_t(t) * seq_len];
+          const float max_score = *std::max_element(row, row + t + 1);
           float sum = 0.0f;
-          for (int u = 0; u <= t; ++u) {
-            scores[u] = std::exp(scores[u] - max_score);
-            sum += scores[u];
-          }
-          float* ot = &att[(size_t(s) * seq_len + t) * q_dim + size_t(h) * hd];
-          std::fill(ot, ot + hd, 0.0f);
-          for (int u = 0; u <= t; ++u) {
-            const float p = scores[u] / sum;
-            const float* vu = &v[(size_t(s) * seq_len + u) * kv_dim + size_t(kvh) * hd];
-            for (int i = 0; i < hd; ++i) ot[i] += p * vu[i];
-          }
+          for (int u = 0; u <= t; ++u) sum += (row[u] = std::exp(row[u] - max_score));
+          const float inv = 1.0f / sum;
+          for (int u = 0; u <= t; ++u) row[u] *= inv;
+          std::fill(row + t + 1, row + seq_len, 0.0f);
         }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, seq_len, hd, seq_len, 1.0f, scores.data(), seq_len, vh,
+                    kv_dim, 0.0f, &att[size_t(s) * seq_len * q_dim + size_t(h) * hd], q_dim);
       }
     }
   }
