@@ -21,13 +21,17 @@ std::string directory_of(const std::string& path) {
   return slash == std::string::npos ? "." : path.substr(0, slash);
 }
 
+// out: checkpoint directory ("" for none); report_path: the report alone ("" for none).
 int run_quantize(const QuantizeOptions& options, const std::string& model_path, std::string tokenizer_path,
-                 const std::string& out) {
+                 const std::string& out, const std::string& report_path) {
+  if (out.empty() && report_path.empty()) fail("quantize", "nothing to write: give --out DIR and/or --report FILE");
+  if (!out.empty() && (file_exists(out) || is_directory(out)))
+    fail(out, "already exists; remove it or choose another output directory");
   if (is_awq_checkpoint(model_path)) fail(model_path, "is already an AWQ checkpoint; quantize needs the FP16 model");
   const Model source = load_model(model_path);
   check_finite(source);
   // Refuse what the format cannot hold before a long calibration run.
-  check_awq_storable(source.config, options.bits, options.group_size);
+  if (!out.empty()) check_awq_storable(source.config, options.bits, options.group_size);
   if (tokenizer_path.empty() && file_exists(directory_of(model_path) + "/tokenizer.model"))
     tokenizer_path = directory_of(model_path) + "/tokenizer.model";
   std::unique_ptr<Tokenizer> tokenizer;
@@ -51,22 +55,25 @@ int run_quantize(const QuantizeOptions& options, const std::string& model_path, 
                                  {"weight_bytes", {{"fp16", fp16.weight_bytes()}, {"quantized", result.model.weight_bytes()}}},
                                  {"layers", result.layers},
                                  {"blocks", result.blocks}};
-  write_awq_checkpoint(result.model, out, {tokenizer_path, report});
+  if (!report_path.empty()) write_file_atomic(report_path, report.dump(2) + "\n");
+  if (!out.empty()) write_awq_checkpoint(result.model, out, {tokenizer_path, report});
   std::printf("%s %d-bit g%d: %zu -> %zu weight bytes; wrote %s\n", options.method.c_str(), options.bits,
-              options.group_size, fp16.weight_bytes(), result.model.weight_bytes(), out.c_str());
+              options.group_size, fp16.weight_bytes(), result.model.weight_bytes(),
+              (out.empty() ? report_path : report_path.empty() ? out : out + " and " + report_path).c_str());
   return 0;
 }
 
 CommandRegistration reg{
     "quantize",
     "Quantize a model's block linears with RTN or AWQ and write an AutoAWQ-format (gemm, 4-bit) checkpoint\n"
-    "directory with quantize_report.json (per-layer alpha, clip ratio, weight and output errors).\n"
+    "directory with quantize_report.json (per-layer alpha, clip ratio, weight and output errors); --report alone\n"
+    "writes only the report, for widths and shapes the format cannot hold (3-bit, out_features not a multiple of 8).\n"
     "Example: quantbench quantize --model stories260K.bin --tokenizer tok512.model --method awq --bits 4 --group 32\n"
     "  --calib tinystories_train_head.txt --out stories260K-awq-g32",
     [](CLI::App& app) -> std::function<int()> {
       struct Args {
         QuantizeOptions o;
-        std::string model, tokenizer, out;
+        std::string model, tokenizer, out, report;
         bool no_clip = false;
       };
       auto a = std::make_shared<Args>();
@@ -84,11 +91,12 @@ CommandRegistration reg{
       app.add_option("--eval-file", a->o.eval_path, "The evaluation file, refused as calibration text");
       app.add_flag("--no-clip", a->no_clip, "AWQ: skip the clipping search");
       app.add_flag("--force-calib", a->o.force_calib, "Allow calibrating on the --eval-file");
-      app.add_option("--out", a->out, "Output checkpoint directory (must not exist)")->required();
+      app.add_option("--out", a->out, "Output checkpoint directory (must not exist)");
+      app.add_option("--report", a->report, "Also (or only) write the quantize report JSON to this file");
       return [a]() {
         QuantizeOptions o = a->o;
         o.clip = !a->no_clip;
-        return run_quantize(o, a->model, a->tokenizer, a->out);
+        return run_quantize(o, a->model, a->tokenizer, a->out, a->report);
       };
     }};
 
