@@ -1,0 +1,538 @@
+#include "gpu/cuda_backend.h"
+
+#include <cuda_fp16.h>
+#include <cuda_runtime_api.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "common/error.h"
+#include "common/half.h"
+#include "gpu/cuda_backend_testing.h"
+#include "gpu/forward_kernels.h"
+#include "kernels/cuda_check.h"
+#include "kernels/gemm_fp16.h"
+#include "kernels/w4a16.h"
+#include "quant/awq_format.h"
+
+namespace qb {
+namespace {
+
+// Device memory owned by one object. cudaFree errors in the destructor are ignored: there is
+// nothing left to do about them, and a sticky error resurfaces at the next checked call.
+class DeviceBuffer {
+ public:
+  DeviceBuffer() = default;
+  explicit DeviceBuffer(size_t bytes) : bytes_(bytes) {
+    if (bytes > 0) QB_CUDA_CHECK(cudaMalloc(&ptr_, bytes));
+  }
+  ~DeviceBuffer() {
+    if (ptr_) cudaFree(ptr_);
+  }
+  DeviceBuffer(DeviceBuffer&& other) noexcept { *this = std::move(other); }
+  DeviceBuffer& operator=(DeviceBuffer&& other) noexcept {
+    std::swap(ptr_, other.ptr_);
+    std::swap(bytes_, other.bytes_);
+    return *this;
+  }
+  DeviceBuffer(const DeviceBuffer&) = delete;
+  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+
+  template <typename T>
+  T* as() const { return static_cast<T*>(ptr_); }
+  size_t bytes() const { return bytes_; }
+
+ private:
+  void* ptr_ = nullptr;
+  size_t bytes_ = 0;
+};
+
+class CudaStream {
+ public:
+  CudaStream() { QB_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking)); }
+  ~CudaStream() { cudaStreamDestroy(stream_); }
+  CudaStream(const CudaStream&) = delete;
+  CudaStream& operator=(const CudaStream&) = delete;
+  cudaStream_t get() const { return stream_; }
+
+ private:
+  cudaStream_t stream_ = nullptr;
+};
+
+class CudaEvent {
+ public:
+  CudaEvent() { QB_CUDA_CHECK(cudaEventCreate(&event_)); }
+  ~CudaEvent() { cudaEventDestroy(event_); }
+  CudaEvent(const CudaEvent&) = delete;
+  CudaEvent& operator=(const CudaEvent&) = delete;
+  cudaEvent_t get() const { return event_; }
+
+ private:
+  cudaEvent_t event_ = nullptr;
+};
+
+int64_t device_used_bytes() {
+  size_t free_bytes = 0, total_bytes = 0;
+  QB_CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
+  return static_cast<int64_t>(total_bytes - free_bytes);
+}
+
+// A dense tensor's values as FP16 bits (F16 copied, F32/BF16 rounded to nearest even).
+std::vector<uint16_t> fp16_bits(const Tensor& t) {
+  std::vector<uint16_t> bits(static_cast<size_t>(t.numel()));
+  for (size_t i = 0; i < bits.size(); ++i) {
+    if (t.dtype == DType::F16) {
+      bits[i] = static_cast<const uint16_t*>(t.data)[i];
+      continue;
+    }
+    const float value = t.at(static_cast<int64_t>(i));
+    bits[i] = float_to_half(value);
+    if (std::isfinite(value) && !std::isfinite(half_to_float(bits[i])))
+      fail(t.name, "value " + std::to_string(value) + " at element " + std::to_string(i) +
+                       " is outside FP16's range; the CUDA backend keeps dense weights in FP16");
+  }
+  return bits;
+}
+
+void check_tensor_shape(const Tensor& t, std::vector<int64_t> expected) {
+  if (t.shape != expected || t.data == nullptr) {
+    std::string text;
+    for (int64_t d : expected) text += (text.empty() ? "" : ", ") + std::to_string(d);
+    fail(t.name, "expected shape [" + text + "] with data for the CUDA backend");
+  }
+}
+
+// Refuses what the device path cannot run exactly as stored, before anything is allocated.
+void check_linear(const Linear& l, int out_features, int in_features) {
+  if (l.out_features() != out_features || l.in_features() != in_features)
+    fail(l.name, "shape [" + std::to_string(l.out_features()) + ", " + std::to_string(l.in_features()) +
+                     "] does not match the config's [" + std::to_string(out_features) + ", " +
+                     std::to_string(in_features) + "]");
+  if (!l.quant) {
+    check_tensor_shape(l.dense, {out_features, in_features});
+    return;
+  }
+  const QuantizedWeight& q = *l.quant;
+  if (q.bits != 4 || !kernels::supported_group_size(q.group_size) || q.k % q.group_size != 0 || q.n % 8 != 0)
+    fail(l.name, "cannot run on the CUDA backend: the W4A16 kernels take 4-bit weights with group size 32, 64 or "
+                 "128 dividing in_features and out_features a multiple of 8; this layer has bits=" +
+                     std::to_string(q.bits) + " group_size=" + std::to_string(q.group_size) +
+                     " in_features=" + std::to_string(q.k) + " out_features=" + std::to_string(q.n));
+  const size_t weights = static_cast<size_t>(q.n) * q.k, group_params = static_cast<size_t>(q.n_groups()) * q.n;
+  if (q.q.size() != weights || q.scales.size() != group_params || q.zeros.size() != group_params)
+    fail(l.name, "quantized weight arrays do not match n=" + std::to_string(q.n) + " k=" + std::to_string(q.k));
+}
+
+void check_model(const Model& m) {
+  const LlamaConfig& c = m.config;
+  if (c.dim < 1 || c.n_heads < 1 || c.n_kv_heads < 1 || c.dim % c.n_heads != 0 || c.n_heads % c.n_kv_heads != 0 ||
+      c.head_dim() % 2 != 0 || c.hidden_dim < 1 || c.vocab_size < 1 || static_cast<int>(m.layers.size()) != c.n_layers)
+    fail(m.path, "config not runnable: dim=" + std::to_string(c.dim) + " n_heads=" + std::to_string(c.n_heads) +
+                     " n_kv_heads=" + std::to_string(c.n_kv_heads) + " (dim % n_heads, n_heads % n_kv_heads and "
+                     "head_dim % 2 must be 0), layers " + std::to_string(m.layers.size()) + " of " +
+                     std::to_string(c.n_layers));
+  const int hd = c.head_dim(), q_dim = c.n_heads * hd, kv_dim = c.n_kv_heads * hd;
+  check_tensor_shape(m.embed_tokens, {c.vocab_size, c.dim});
+  for (const auto& l : m.layers) {
+    check_tensor_shape(l.attn_norm, {c.dim});
+    check_tensor_shape(l.mlp_norm, {c.dim});
+    check_linear(l.q_proj, q_dim, c.dim);
+    check_linear(l.k_proj, kv_dim, c.dim);
+    check_linear(l.v_proj, kv_dim, c.dim);
+    check_linear(l.o_proj, c.dim, q_dim);
+    check_linear(l.gate_proj, c.hidden_dim, c.dim);
+    check_linear(l.up_proj, c.hidden_dim, c.dim);
+    check_linear(l.down_proj, c.dim, c.hidden_dim);
+  }
+  check_tensor_shape(m.norm, {c.dim});
+  if (!c.tied_embeddings) check_tensor_shape(m.lm_head, {c.vocab_size, c.dim});
+}
+
+// One linear layer on the device, y[m, n] = x[m, k] · W^T: dense FP16 or packed 4-bit.
+struct DeviceLinear {
+  std::string name;
+  int n = 0, k = 0;                      // out_features, in_features
+  bool quantized = false;
+  DeviceBuffer dense;                    // fp16 [n, k] (dense layers)
+  DeviceBuffer qweight, qzeros, scales;  // AutoAWQ layout (kernels/awq_layout.h): int32 [k, n/8],
+                                         // int32 [k/g, n/8], fp16 [k/g, n] (quantized layers)
+  kernels::AwqWeightView view;           // over qweight/qzeros/scales
+  kernels::W4A16Plan plan;               // for the current window length (quantized layers)
+};
+
+struct DeviceLayer {
+  DeviceBuffer attn_norm, mlp_norm;  // fp16 [dim]
+  DeviceLinear q, k, v, o, gate, up, down;
+};
+
+// Activations of one window, sized for `capacity` tokens (rows); reallocated when a longer window
+// comes. q_dim = n_heads * head_dim, kv_dim = n_kv_heads * head_dim.
+struct WindowBuffers {
+  int capacity = 0;
+  DeviceBuffer tokens;            // int32 [capacity]
+  DeviceBuffer x;                 // fp32 [capacity, dim]     residual stream
+  DeviceBuffer xn;                // fp16 [capacity, dim]     RMSNorm output (q/k/v, gate/up, lm_head input)
+  DeviceBuffer q, k, v;           // fp16 [capacity, q_dim], [capacity, kv_dim] x2   projections
+  DeviceBuffer q_rot, k_rot;      // fp32 [capacity, q_dim], [capacity, kv_dim]     after RoPE
+  DeviceBuffer attention;         // fp16 [capacity, q_dim]   attention output (o_proj input)
+  DeviceBuffer delta;             // fp16 [capacity, dim]     o_proj / down_proj output
+  DeviceBuffer gate, up;          // fp16 [capacity, hidden]  gate becomes silu(gate) * up (down_proj input)
+  DeviceBuffer logits;            // fp32 [capacity, vocab]
+  DeviceBuffer rope_cos, rope_sin;  // fp32 [capacity, head_dim / 2]
+  DeviceBuffer nll, kl;           // double [capacity]        per scored target
+  DeviceBuffer top1;              // uint8 [capacity]
+  DeviceBuffer nonfinite;         // int32 [1]
+};
+
+class CudaBackend final : public LogitsBackend {
+ public:
+  CudaBackend(const Model& model, int device);
+  std::string device() const override { return "cuda"; }
+  void run(const std::vector<int>& tokens) override { forward(tokens, nullptr); }
+  void score(const std::vector<int>& tokens, int first, const LogitsBackend* reference, const std::string& where,
+             WindowScores& out) const override;
+  nlohmann::json memory() const override;
+
+  // residuals (optional, tests): the residual stream before block 0 and after every block.
+  void forward(const std::vector<int>& tokens, std::vector<std::vector<float>>* residuals);
+  std::vector<float> copy_logits() const;
+
+ private:
+  // Runs `work` and adds the change in the device's used memory to this backend's footprint.
+  template <typename Work>
+  void metered(Work&& work) const {
+    const int64_t before = device_used_bytes();
+    work();
+    footprint_bytes_ += device_used_bytes() - before;
+    peak_bytes_ = std::max(peak_bytes_, footprint_bytes_);
+  }
+  DeviceBuffer upload(const void* host, size_t bytes);
+  template <typename T>
+  DeviceBuffer upload(const std::vector<T>& host) { return upload(host.data(), host.size() * sizeof(T)); }
+  DeviceLinear upload_linear(const Linear& linear);
+  void prepare_window(int n_tokens);
+  void apply(const DeviceLinear& linear, const __half* x, __half* y, int m);
+  void block(const DeviceLayer& layer, int n_tokens);
+  void copy_residual(int n_tokens, std::vector<std::vector<float>>* residuals) const;
+
+  LlamaConfig config_;
+  int device_;
+  std::string device_name_;
+  int64_t device_bytes_total_ = 0, device_bytes_free_before_ = 0;
+  int64_t weight_bytes_device_ = 0, weight_bytes_requested_ = 0;
+  mutable int64_t footprint_bytes_ = 0, peak_bytes_ = 0;
+  mutable double gpu_seconds_ = 0.0;
+  mutable bool timing_open_ = false;  // run() recorded start_ and score() has not closed it yet
+
+  std::unique_ptr<CudaStream> stream_;
+  std::unique_ptr<CudaEvent> start_, stop_;
+  std::unique_ptr<kernels::CublasHandle> cublas_;
+  DeviceBuffer embed_;    // fp16 [vocab, dim]
+  std::vector<DeviceLayer> layers_;
+  DeviceBuffer norm_;     // fp16 [dim]
+  DeviceBuffer lm_head_;  // fp16 [vocab, dim]; empty when tied (embed_ is used)
+  WindowBuffers window_;
+  int planned_tokens_ = 0;          // window length the W4A16 plans are for
+  DeviceBuffer w4a16_workspace_;    // zero-filled when allocated (split-K counters), see w4a16.h
+  std::vector<int> last_tokens_;    // tokens of the last run
+};
+
+CudaBackend::CudaBackend(const Model& model, int device) : config_(model.config), device_(device) {
+  check_model(model);
+  QB_CUDA_CHECK(cudaSetDevice(device));
+  QB_CUDA_CHECK(cudaFree(nullptr));  // creates the context now: it is not part of the footprint below
+  cudaDeviceProp prop{};
+  QB_CUDA_CHECK(cudaGetDeviceProperties(&prop, device));
+  device_name_ = prop.name;
+  size_t free_bytes = 0, total_bytes = 0;
+  QB_CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
+  device_bytes_free_before_ = static_cast<int64_t>(free_bytes);
+  device_bytes_total_ = static_cast<int64_t>(total_bytes);
+  metered([&] {
+    stream_ = std::make_unique<CudaStream>();
+    start_ = std::make_unique<CudaEvent>();
+    stop_ = std::make_unique<CudaEvent>();
+    cublas_ = std::make_unique<kernels::CublasHandle>();
+    QB_CUBLAS_CHECK(cublasSetStream(cublas_->get(), stream_->get()));
+    const int64_t before_weights = device_used_bytes();
+    embed_ = upload(fp16_bits(model.embed_tokens));
+    for (const auto& l : model.layers) {
+      DeviceLayer d;
+      d.attn_norm = upload(fp16_bits(l.attn_norm));
+      d.mlp_norm = upload(fp16_bits(l.mlp_norm));
+      d.q = upload_linear(l.q_proj);
+      d.k = upload_linear(l.k_proj);
+      d.v = upload_linear(l.v_proj);
+      d.o = upload_linear(l.o_proj);
+      d.gate = upload_linear(l.gate_proj);
+      d.up = upload_linear(l.up_proj);
+      d.down = upload_linear(l.down_proj);
+      layers_.push_back(std::move(d));
+    }
+    norm_ = upload(fp16_bits(model.norm));
+    if (!config_.tied_embeddings) lm_head_ = upload(fp16_bits(model.lm_head));
+    weight_bytes_device_ = device_used_bytes() - before_weights;
+  });
+}
+
+DeviceBuffer CudaBackend::upload(const void* host, size_t bytes) {
+  DeviceBuffer buffer(bytes);
+  QB_CUDA_CHECK(cudaMemcpy(buffer.as<void>(), host, bytes, cudaMemcpyHostToDevice));
+  weight_bytes_requested_ += static_cast<int64_t>(bytes);
+  return buffer;
+}
+
+DeviceLinear CudaBackend::upload_linear(const Linear& linear) {
+  DeviceLinear d;
+  d.name = linear.name;
+  d.n = linear.out_features();
+  d.k = linear.in_features();
+  if (!linear.quant) {
+    d.dense = upload(fp16_bits(linear.dense));
+    return d;
+  }
+  const AwqPackedLinear packed = pack_awq_linear(*linear.quant, linear.name);
+  d.quantized = true;
+  d.qweight = upload(packed.qweight);
+  d.qzeros = upload(packed.qzeros);
+  d.scales = upload(packed.scales);
+  d.view = {d.qweight.as<int32_t>(), d.qzeros.as<int32_t>(), d.scales.as<__half>(), packed.n, packed.k,
+            packed.group_size};
+  return d;
+}
+
+void CudaBackend::prepare_window(int n_tokens) {
+  const LlamaConfig& c = config_;
+  if (n_tokens > window_.capacity) {
+    window_ = WindowBuffers{};  // free the smaller set first: the footprint never holds both
+    const size_t rows = static_cast<size_t>(n_tokens), hd = c.head_dim(), half_dim = hd / 2;
+    const size_t q_dim = c.n_heads * hd, kv_dim = c.n_kv_heads * hd;
+    WindowBuffers& w = window_;
+    w.tokens = DeviceBuffer(rows * sizeof(int));
+    w.x = DeviceBuffer(rows * c.dim * sizeof(float));
+    w.xn = DeviceBuffer(rows * c.dim * sizeof(__half));
+    w.q = DeviceBuffer(rows * q_dim * sizeof(__half));
+    w.k = DeviceBuffer(rows * kv_dim * sizeof(__half));
+    w.v = DeviceBuffer(rows * kv_dim * sizeof(__half));
+    w.q_rot = DeviceBuffer(rows * q_dim * sizeof(float));
+    w.k_rot = DeviceBuffer(rows * kv_dim * sizeof(float));
+    w.attention = DeviceBuffer(rows * q_dim * sizeof(__half));
+    w.delta = DeviceBuffer(rows * c.dim * sizeof(__half));
+    w.gate = DeviceBuffer(rows * c.hidden_dim * sizeof(__half));
+    w.up = DeviceBuffer(rows * c.hidden_dim * sizeof(__half));
+    w.logits = DeviceBuffer(rows * c.vocab_size * sizeof(float));
+    w.nll = DeviceBuffer(rows * sizeof(double));
+    w.kl = DeviceBuffer(rows * sizeof(double));
+    w.top1 = DeviceBuffer(rows * sizeof(uint8_t));
+    w.nonfinite = DeviceBuffer(sizeof(int));
+    // The angles exactly as the CPU forward pass computes them (double, then rounded to float).
+    std::vector<float> cos_table(rows * half_dim), sin_table(rows * half_dim);
+    for (size_t i = 0; i < half_dim; ++i) {
+      const double inv_freq = std::pow(double(c.rope_theta), -2.0 * double(i) / double(hd));
+      for (size_t pos = 0; pos < rows; ++pos) {
+        const double angle = double(pos) * inv_freq;
+        cos_table[pos * half_dim + i] = static_cast<float>(std::cos(angle));
+        sin_table[pos * half_dim + i] = static_cast<float>(std::sin(angle));
+      }
+    }
+    w.rope_cos = DeviceBuffer(cos_table.size() * sizeof(float));
+    w.rope_sin = DeviceBuffer(sin_table.size() * sizeof(float));
+    QB_CUDA_CHECK(cudaMemcpy(w.rope_cos.as<void>(), cos_table.data(), w.rope_cos.bytes(), cudaMemcpyHostToDevice));
+    QB_CUDA_CHECK(cudaMemcpy(w.rope_sin.as<void>(), sin_table.data(), w.rope_sin.bytes(), cudaMemcpyHostToDevice));
+    w.capacity = n_tokens;
+  }
+  if (n_tokens == planned_tokens_) return;
+  // Plans are per m (= window length): the dispatcher's kernel choice and split-K depend on it.
+  size_t workspace_bytes = 0;
+  for (auto& layer : layers_)
+    for (DeviceLinear* l : {&layer.q, &layer.k, &layer.v, &layer.o, &layer.gate, &layer.up, &layer.down})
+      if (l->quantized) {
+        l->plan = kernels::plan_w4a16(n_tokens, l->n, l->k, l->view.group_size);
+        workspace_bytes = std::max(workspace_bytes, l->plan.workspace_bytes);
+      }
+  if (workspace_bytes > w4a16_workspace_.bytes()) {
+    w4a16_workspace_ = DeviceBuffer{};
+    w4a16_workspace_ = DeviceBuffer(workspace_bytes);
+    QB_CUDA_CHECK(cudaMemset(w4a16_workspace_.as<void>(), 0, workspace_bytes));
+  }
+  planned_tokens_ = n_tokens;
+}
+
+void CudaBackend::apply(const DeviceLinear& linear, const __half* x, __half* y, int m) {
+  if (linear.quantized)
+    kernels::w4a16_gemm(linear.plan, x, linear.view, y, w4a16_workspace_.as<void>(), cublas_->get(), stream_->get());
+  else
+    kernels::gemm_fp16(cublas_->get(), x, linear.dense.as<__half>(), y, m, linear.n, linear.k, stream_->get());
+}
+
+void CudaBackend::block(const DeviceLayer& layer, int n) {
+  const LlamaConfig& c = config_;
+  const WindowBuffers& w = window_;
+  const cudaStream_t s = stream_->get();
+  const size_t residual_count = static_cast<size_t>(n) * c.dim;
+  gpu::launch_rmsnorm(w.x.as<float>(), layer.attn_norm.as<__half>(), w.xn.as<__half>(), n, c.dim, c.norm_eps, s);
+  apply(layer.q, w.xn.as<__half>(), w.q.as<__half>(), n);
+  apply(layer.k, w.xn.as<__half>(), w.k.as<__half>(), n);
+  apply(layer.v, w.xn.as<__half>(), w.v.as<__half>(), n);
+  gpu::launch_rope(w.q.as<__half>(), w.q_rot.as<float>(), w.rope_cos.as<float>(), w.rope_sin.as<float>(), n, c.n_heads,
+                   c.head_dim(), c.rope_interleaved, s);
+  gpu::launch_rope(w.k.as<__half>(), w.k_rot.as<float>(), w.rope_cos.as<float>(), w.rope_sin.as<float>(), n,
+                   c.n_kv_heads, c.head_dim(), c.rope_interleaved, s);
+  gpu::launch_causal_attention(w.q_rot.as<float>(), w.k_rot.as<float>(), w.v.as<__half>(), w.attention.as<__half>(), n,
+                               c.n_heads, c.n_kv_heads, c.head_dim(), s);
+  apply(layer.o, w.attention.as<__half>(), w.delta.as<__half>(), n);
+  gpu::launch_residual_add(w.x.as<float>(), w.delta.as<__half>(), residual_count, s);
+  gpu::launch_rmsnorm(w.x.as<float>(), layer.mlp_norm.as<__half>(), w.xn.as<__half>(), n, c.dim, c.norm_eps, s);
+  apply(layer.gate, w.xn.as<__half>(), w.gate.as<__half>(), n);
+  apply(layer.up, w.xn.as<__half>(), w.up.as<__half>(), n);
+  gpu::launch_swiglu(w.gate.as<__half>(), w.up.as<__half>(), static_cast<size_t>(n) * c.hidden_dim, s);
+  apply(layer.down, w.gate.as<__half>(), w.delta.as<__half>(), n);
+  gpu::launch_residual_add(w.x.as<float>(), w.delta.as<__half>(), residual_count, s);
+}
+
+void CudaBackend::copy_residual(int n, std::vector<std::vector<float>>* residuals) const {
+  if (!residuals) return;
+  std::vector<float> host(static_cast<size_t>(n) * config_.dim);
+  QB_CUDA_CHECK(cudaMemcpyAsync(host.data(), window_.x.as<void>(), host.size() * sizeof(float), cudaMemcpyDeviceToHost,
+                                stream_->get()));
+  QB_CUDA_CHECK(cudaStreamSynchronize(stream_->get()));
+  residuals->push_back(std::move(host));
+}
+
+void CudaBackend::forward(const std::vector<int>& tokens, std::vector<std::vector<float>>* residuals) {
+  const LlamaConfig& c = config_;
+  const int n = static_cast<int>(tokens.size());
+  if (n < 1) fail("cuda forward", "empty window");
+  for (int t : tokens)
+    if (t < 0 || t >= c.vocab_size)
+      fail("embed", "token id " + std::to_string(t) + " outside the vocabulary of " + std::to_string(c.vocab_size));
+  QB_CUDA_CHECK(cudaSetDevice(device_));
+  last_tokens_.clear();  // invalid until this run has completed
+  metered([&] {
+    prepare_window(n);
+    const cudaStream_t s = stream_->get();
+    const WindowBuffers& w = window_;
+    QB_CUDA_CHECK(cudaEventRecord(start_->get(), s));
+    timing_open_ = true;
+    QB_CUDA_CHECK(cudaMemcpyAsync(w.tokens.as<void>(), tokens.data(), n * sizeof(int), cudaMemcpyHostToDevice, s));
+    gpu::launch_embed(w.tokens.as<int>(), embed_.as<__half>(), w.x.as<float>(), n, c.dim, s);
+    if (residuals) residuals->clear();
+    copy_residual(n, residuals);
+    for (const auto& layer : layers_) {
+      block(layer, n);
+      copy_residual(n, residuals);
+    }
+    gpu::launch_rmsnorm(w.x.as<float>(), norm_.as<__half>(), w.xn.as<__half>(), n, c.dim, c.norm_eps, s);
+    // logits [n, vocab] fp32 = xn [n, dim] · lm_head^T, lm_head [vocab, dim] fp16, FP32 accumulate.
+    // Column-major view as in kernels/gemm_fp16.cpp: logits^T [vocab, n] = lm_head^T-as-stored (OP_T)
+    // times xn^T (OP_N); only the output type differs (FP32, so scoring never sees FP16 logits).
+    const __half* lm_head = config_.tied_embeddings ? embed_.as<__half>() : lm_head_.as<__half>();
+    const float alpha = 1.0f, beta = 0.0f;
+    QB_CUBLAS_CHECK(cublasSetStream(cublas_->get(), s));
+    QB_CUBLAS_CHECK(cublasGemmEx(cublas_->get(), CUBLAS_OP_T, CUBLAS_OP_N, c.vocab_size, n, c.dim, &alpha, lm_head,
+                                 CUDA_R_16F, c.dim, w.xn.as<__half>(), CUDA_R_16F, c.dim, &beta, w.logits.as<float>(),
+                                 CUDA_R_32F, c.vocab_size, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+    QB_CUDA_CHECK(cudaStreamSynchronize(s));  // run() is synchronous: host timings are honest
+  });
+  last_tokens_ = tokens;
+}
+
+void CudaBackend::score(const std::vector<int>& tokens, int first, const LogitsBackend* reference,
+                        const std::string& where, WindowScores& out) const {
+  const int n = static_cast<int>(tokens.size()), vocab = config_.vocab_size;
+  if (last_tokens_.empty() || tokens != last_tokens_) fail(where, "score() needs a completed run() over the same tokens");
+  if (first < 1 || first > n)
+    fail(where, "first scored target " + std::to_string(first) + " outside 1.." + std::to_string(n));
+  const CudaBackend* ref = nullptr;
+  if (reference) {
+    ref = dynamic_cast<const CudaBackend*>(reference);
+    if (!ref) fail(where, "the reference backend runs on another device");
+    if (ref->device_ != device_)
+      fail(where, "the reference backend runs on CUDA device " + std::to_string(ref->device_) + ", this one on " +
+                      std::to_string(device_));
+    if (ref->last_tokens_ != tokens) fail(where, "the reference backend's last run was over other tokens");
+    if (ref->config_.vocab_size != vocab) fail(where, "the reference backend has another vocabulary size");
+  }
+  const int count = n - first;
+  out.nll.assign(count, 0.0);
+  out.kl.assign(ref ? count : 0, 0.0);
+  out.top1_same.assign(ref ? count : 0, 0);
+  int nonfinite = 0;
+  QB_CUDA_CHECK(cudaSetDevice(device_));
+  metered([&] {
+    const cudaStream_t s = stream_->get();
+    const WindowBuffers& w = window_;
+    if (count > 0) {
+      // The reference's logits are complete: its run() synchronised its own stream.
+      QB_CUDA_CHECK(cudaMemsetAsync(w.nonfinite.as<void>(), 0, sizeof(int), s));
+      gpu::launch_score_rows(w.logits.as<float>(), ref ? ref->window_.logits.as<float>() : nullptr, w.tokens.as<int>(),
+                             first, count, vocab, w.nll.as<double>(), w.kl.as<double>(), w.top1.as<uint8_t>(),
+                             w.nonfinite.as<int>(), s);
+      QB_CUDA_CHECK(cudaMemcpyAsync(out.nll.data(), w.nll.as<void>(), count * sizeof(double), cudaMemcpyDeviceToHost, s));
+      if (ref) {
+        QB_CUDA_CHECK(cudaMemcpyAsync(out.kl.data(), w.kl.as<void>(), count * sizeof(double), cudaMemcpyDeviceToHost, s));
+        QB_CUDA_CHECK(cudaMemcpyAsync(out.top1_same.data(), w.top1.as<void>(), count * sizeof(uint8_t),
+                                      cudaMemcpyDeviceToHost, s));
+      }
+      QB_CUDA_CHECK(cudaMemcpyAsync(&nonfinite, w.nonfinite.as<void>(), sizeof(int), cudaMemcpyDeviceToHost, s));
+    }
+    QB_CUDA_CHECK(cudaEventRecord(stop_->get(), s));
+    QB_CUDA_CHECK(cudaEventSynchronize(stop_->get()));  // score() is synchronous
+    if (timing_open_) {
+      float ms = 0.0f;
+      QB_CUDA_CHECK(cudaEventElapsedTime(&ms, start_->get(), stop_->get()));
+      gpu_seconds_ += ms * 1e-3;
+      timing_open_ = false;
+    }
+  });
+  if (nonfinite) fail(where, "non-finite logits (NaN or Inf); the window is not averaged in");
+}
+
+nlohmann::json CudaBackend::memory() const {
+  return {{"device", device_name_},
+          {"device_bytes_total", device_bytes_total_},
+          {"device_bytes_free_before", device_bytes_free_before_},
+          {"weight_bytes_device", weight_bytes_device_},
+          {"weight_bytes_requested", weight_bytes_requested_},
+          {"peak_bytes", peak_bytes_},
+          {"activation_bytes", peak_bytes_ - weight_bytes_device_},
+          {"max_window_tokens", window_.capacity},
+          {"gpu_seconds", gpu_seconds_}};
+}
+
+std::vector<float> CudaBackend::copy_logits() const {
+  if (last_tokens_.empty()) fail("cuda backend", "no completed run to copy logits from");
+  std::vector<float> host(last_tokens_.size() * static_cast<size_t>(config_.vocab_size));
+  QB_CUDA_CHECK(cudaSetDevice(device_));
+  QB_CUDA_CHECK(cudaMemcpy(host.data(), window_.logits.as<void>(), host.size() * sizeof(float), cudaMemcpyDeviceToHost));
+  return host;
+}
+
+}  // namespace
+
+std::unique_ptr<LogitsBackend> make_cuda_backend(const Model& model, int device) {
+  return std::make_unique<CudaBackend>(model, device);
+}
+
+namespace gpu::testing {
+
+std::vector<float> last_logits(const LogitsBackend& backend) {
+  const auto* cuda = dynamic_cast<const CudaBackend*>(&backend);
+  if (!cuda) fail("gpu::testing::last_logits", "not a CUDA backend");
+  return cuda->copy_logits();
+}
+
+std::vector<std::vector<float>> run_with_residuals(LogitsBackend& backend, const std::vector<int>& tokens) {
+  auto* cuda = dynamic_cast<CudaBackend*>(&backend);
+  if (!cuda) fail("gpu::testing::run_with_residuals", "not a CUDA backend");
+  std::vector<std::vector<float>> residuals;
+  cuda->forward(tokens, &residuals);
+  return residuals;
+}
+
+}  // namespace gpu::testing
+}  // namespace qb

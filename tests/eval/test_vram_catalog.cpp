@@ -1,0 +1,77 @@
+// eval/vram_catalog: the catalog models' parameter counts against their published Hugging Face
+// totals, and stored bytes against hand-computed Llama-2-7B numbers.
+#include <catch2/catch.hpp>
+
+#include <string>
+
+#include "common/files.h"
+#include "eval/vram_catalog.h"
+#include "random_model.h"
+
+using namespace qb;
+
+static std::string catalog_path() {
+  const std::string here = __FILE__;  // <repo>/tests/eval/test_vram_catalog.cpp
+  return here.substr(0, here.rfind("/tests/")) + "/bench/model_shapes.json";
+}
+
+static const nlohmann::json& entry(const nlohmann::json& catalog, const std::string& model, const std::string& label) {
+  for (const auto& e : catalog)
+    if (e["model"] == model && e["label"] == label) return e;
+  FAIL("no catalog entry for " << model << " / " << label);
+  return catalog;
+}
+
+TEST_CASE("parameter counts match the published model sizes") {
+  const auto catalog = vram_catalog(catalog_path(), {{"fp16", 16, 0}});
+  REQUIRE(catalog.size() == 5);
+  // model.num_parameters() of the HF checkpoints (untied lm_head, no rotary buffers).
+  const std::pair<const char*, int64_t> published[] = {{"llama-2-7b", 6738415616},
+                                                       {"llama-2-13b", 13015864320},
+                                                       {"llama-2-70b", 68976648192},
+                                                       {"llama-3-8b", 8030261248},
+                                                       {"mistral-7b", 7241732096}};
+  for (const auto& [model, params] : published) {
+    const auto& e = entry(catalog, model, "fp16");
+    CHECK(e["parameters"].get<int64_t>() == params);
+    CHECK(e["weight_bytes"].get<int64_t>() == 2 * params);
+    CHECK(e["bits"] == 16);
+    CHECK(e["group_size"].is_null());
+  }
+}
+
+TEST_CASE("Llama-2-7B quantized bytes, by hand") {
+  const auto catalog = vram_catalog(catalog_path(), {{"fp16", 16, 0}, {"awq", 4, 128}, {"rtn", 3, 128}, {"rtn", 4, -1}});
+  REQUIRE(catalog.size() == 20);
+  // Block linears: 32 layers x (4 x 4096x4096 + 3 x 11008x4096) weights; embed + lm_head
+  // (2 x 32000x4096) and the 65 norms of 4096 stay FP16.
+  const int64_t linear = 32 * (4 * 4096LL * 4096 + 3 * 11008LL * 4096);
+  const int64_t plain = 2 * 32000LL * 4096 + 65 * 4096;
+  REQUIRE(linear + plain == 6738415616);
+  // w4 g128, every k a multiple of 128: codes k*n/2 + scales (k/128)*n*2 + zeros (k/128)*n/2.
+  const int64_t w4g128 = linear / 2 + linear / 128 * 2 + linear / 128 / 2;
+  CHECK(w4g128 == 3364487168);
+  CHECK(entry(catalog, "llama-2-7b", "awq w4 g128")["weight_bytes"].get<int64_t>() == w4g128 + 2 * plain);
+  CHECK(entry(catalog, "llama-2-7b", "awq w4 g128")["parameters"].get<int64_t>() == 6738415616);
+  // w3 g128: codes 3/8 byte each; zeros 3 bits per (group, column); every tensor's count is a
+  // multiple of 8, so no padding byte.
+  const int64_t w3g128 = linear * 3 / 8 + linear / 128 * 2 + linear / 128 * 3 / 8;
+  CHECK(entry(catalog, "llama-2-7b", "rtn w3 g128")["weight_bytes"].get<int64_t>() == w3g128 + 2 * plain);
+  // Per channel: one scale and zero per output row.
+  const int64_t rows = 32 * (4 * 4096LL + 2 * 11008 + 4096);
+  const int64_t w4_channel = linear / 2 + rows * 2 + rows / 2;
+  CHECK(entry(catalog, "llama-2-7b", "rtn w4 g-1")["weight_bytes"].get<int64_t>() == w4_channel + 2 * plain);
+  CHECK(entry(catalog, "llama-2-7b", "rtn w4 g-1")["group_size"] == -1);
+}
+
+TEST_CASE("bad catalogs and methods are refused by name") {
+  CHECK_THROWS_WITH(vram_catalog(catalog_path(), {{"gptq", 4, 128}}), Catch::Contains("'gptq'"));
+  CHECK_THROWS_WITH(vram_catalog(catalog_path(), {{"awq", 9, 128}}), Catch::Contains("bits 9"));
+  CHECK_THROWS_WITH(vram_catalog(catalog_path(), {{"rtn", 4, 0}}), Catch::Contains("group size 0"));
+  const std::string dir = test::temp_dir("vram-catalog");
+  write_file_atomic(dir + "/bad.json", R"({"schema": "quantbench.model_shapes", "models": [{"name": "x", "config": {"hidden": 8}}]})");
+  CHECK_THROWS_WITH(vram_catalog(dir + "/bad.json", {{"fp16", 16, 0}}),
+                    Catch::Contains("bad.json: model 'x'") && Catch::Contains("config.intermediate"));
+  write_file_atomic(dir + "/other.json", R"({"schema": "something else"})");
+  CHECK_THROWS_WITH(vram_catalog(dir + "/other.json", {{"fp16", 16, 0}}), Catch::Contains("other.json: not a model-shape catalog"));
+}
