@@ -189,8 +189,7 @@ nlohmann::json run_eval(const EvalOptions& o) {
     const bool is_ref = &r == &runs.front();
     nlohmann::json by_dtype = nlohmann::json::object();
     for (const auto& [name, bytes] : r.model.weight_bytes_by_dtype()) by_dtype[name] = bytes;
-    methods.push_back(
-        {{"method", r.spec.method},
+    nlohmann::json entry = {{"method", r.spec.method},
          {"label", r.spec.label()},
          {"quantization", r.quantization},
          {"quality",
@@ -210,8 +209,9 @@ nlohmann::json run_eval(const EvalOptions& o) {
           {{"weight_bytes", r.model.weight_bytes()},
            {"saving_vs_fp16", double(ref_bytes) / r.model.weight_bytes()},
            {"bytes_by_dtype", by_dtype}}},
-         {"speed", {{"device", r.backend->device()}, {"tokens_per_s", r.tokens_run / r.seconds}, {"seconds", r.seconds}}},
-         {"layers", r.layers}});
+         {"speed", {{"device", r.backend->device()}, {"tokens_per_s", r.tokens_run / r.seconds}, {"seconds", r.seconds}}}};
+    if (!r.layers.is_null()) entry["layers"] = r.layers;
+    methods.push_back(std::move(entry));
   }
 
   return {{"schema", "quantbench.run"},

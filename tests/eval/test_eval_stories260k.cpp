@@ -5,6 +5,7 @@
 #include "common/files.h"
 #include "eval/eval_job.h"
 #include "random_model.h"
+#include "reports/run_schema.h"
 #include "test_support.h"
 
 using namespace qb;
@@ -79,6 +80,7 @@ TEST_CASE("the run document carries provenance and per-method quality") {
   o.protocol.max_windows = 2;
   o.methods = parse_methods("fp16,rtn:w4g32", 4, 128);
   const auto run = run_eval(o);
+  CHECK_NOTHROW(reports::validate_run(run));
   CHECK(run["schema"] == "quantbench.run");
   CHECK(run["kind"] == "eval");
   CHECK(run["model"]["parameters"] == 260032);
