@@ -90,6 +90,9 @@ CommandRegistration reg{
       app.add_option("--calib-seq-len", a->o.calib_seq_len, "AWQ calibration tokens per sample")->capture_default_str();
       app.add_option("--eval-file", a->o.eval_path, "The evaluation file, refused as calibration text");
       app.add_flag("--no-clip", a->no_clip, "AWQ: skip the clipping search");
+      app.add_flag("--chain-quantized", a->o.chain_quantized,
+                   "AWQ: calibrate each block on the quantized previous blocks' output (default: the FP16 output, "
+                   "as llm-awq)");
       app.add_flag("--force-calib", a->o.force_calib, "Allow calibrating on the --eval-file");
       app.add_option("--out", a->out, "Output checkpoint directory (must not exist)");
       app.add_option("--report", a->report, "Also (or only) write the quantize report JSON to this file");

@@ -148,7 +148,8 @@ void quantize_awq_model(const Model& fp16, const QuantizeOptions& options, const
                                 std::to_string(dims[kV].second) + "] and o_proj [" + std::to_string(dims[kO].first) +
                                 ", " + std::to_string(dims[kO].second) + "] shapes differ (llm-awq scales o only when "
                                 "they match)"},
-      {"next_block_input", "the FP16 block's output (llm-awq run_awq)"},
+      {"next_block_input", options.chain_quantized ? "the AWQ-quantized block's output"
+                                                   : "the FP16 block's output (llm-awq run_awq)"},
       {"duo_scaling", false}};
 
   AwqOptions awq;
@@ -230,7 +231,7 @@ void quantize_awq_model(const Model& fp16, const QuantizeOptions& options, const
                  "update) rtn %.4g awq %.4g; %.2f s\n",
                  i + 1, c.n_layers, search.alpha[kQ], o_scaled ? std::to_string(search.alpha[kO]).c_str() : "skipped",
                  search.alpha[kGate], search.alpha[kDown], err_rtn, err_awq, seconds);
-    x.swap(y_fp);  // the next block sees the FP16 block output, as llm-awq
+    x.swap(options.chain_quantized ? y_awq : y_fp);
     progress.advance();
   }
   progress.finish();

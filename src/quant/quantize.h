@@ -4,9 +4,11 @@
 // layers of every block become QuantizedWeight. AWQ additionally rescales the norm weights (the
 // folded 1/s), which stay in the source dtype.
 //
-// Calibration for AWQ (quant/calibration.h) runs the model block by block on the CPU. The input of
-// block i+1 is block i's FP16 output, as llm-awq's run_awq does (it computes the next input with
-// the block before scaling, clipping or quantizing it); AutoAWQ does the same.
+// Calibration for AWQ (quant/calibration.h) runs the model block by block on the CPU. By default
+// the input of block i+1 is block i's FP16 output, as llm-awq's run_awq does (it computes the next
+// input with the block before scaling, clipping or quantizing it; AutoAWQ does the same).
+// QuantizeOptions::chain_quantized feeds the AWQ-quantized block's output instead (GPTQ-style),
+// so later blocks are searched on the activations the quantized model will really see.
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -27,6 +29,7 @@ struct QuantizeOptions {
   std::string calib_path;      // calibration text (AWQ)
   bool force_calib = false;    // allow calib_path == eval_path
   std::string eval_path;       // the evaluation file: refused as calibration unless forced
+  bool chain_quantized = false;  // AWQ: next block's calibration input from the quantized block
 };
 
 struct QuantizeResult {

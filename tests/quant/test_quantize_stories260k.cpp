@@ -72,3 +72,20 @@ TEST_CASE("stories260K: AWQ w3 g32 records its search and beats RTN on the block
   o.eval_path = o.calib_path;
   CHECK_THROWS_WITH(quantize_model(fp16, o, &tok), Catch::Contains("is the evaluation file"));
 }
+
+TEST_CASE("stories260K: chain_quantized changes the inputs of later blocks only") {
+  const Tokenizer tok(test::data_file("models/stories260K/tok512.model"));
+  const Model fp16 = to_fp16(load_model(test::data_file("models/stories260K/stories260K.bin")));
+  QuantizeOptions o;
+  o.method = "awq";
+  o.group_size = 32;
+  o.calib_path = test::data_file(kCalib);
+  o.calib_samples = 8;
+  o.calib_seq_len = 128;
+  const QuantizeResult a = quantize_model(fp16, o, &tok);
+  o.chain_quantized = true;
+  const QuantizeResult b = quantize_model(fp16, o, &tok);
+  CHECK(a.quantization["search"]["next_block_input"] != b.quantization["search"]["next_block_input"]);
+  CHECK(a.blocks[0]["output_error"] == b.blocks[0]["output_error"]);  // block 0 sees the embeddings in both
+  CHECK(a.blocks[1]["output_error_rtn"] != b.blocks[1]["output_error_rtn"]);
+}
