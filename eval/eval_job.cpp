@@ -81,11 +81,29 @@ struct MethodRun {
   double seconds = 0.0;
 };
 
-// The quantization settings a loaded checkpoint was written with, read off its weights.
+// The quantization settings of a loaded checkpoint: those its quantize_report.json records when
+// quantbench wrote it, else what its weights show (clip and calibration are then unknown).
 static nlohmann::json loaded_quantization_json(const Model& m, const std::string& dir) {
-  const QuantizedWeight& q = *m.layers.at(0).q_proj.quant;
-  return {{"bits", q.bits},       {"group_size", q.group_size}, {"zero_point", true},
-          {"symmetric", false},   {"clip", nullptr},            {"calibration", nullptr},
+  const std::string report_path = dir + "/quantize_report.json";
+  if (file_exists(report_path)) {
+    nlohmann::json report;
+    try {
+      report = nlohmann::json::parse(read_text_file(report_path));
+    } catch (const nlohmann::json::exception& e) {
+      fail(report_path, std::string("malformed JSON: ") + e.what());
+    }
+    if (report.contains("quantization") && report["quantization"].is_object()) {
+      nlohmann::json q = report["quantization"];
+      q["checkpoint"] = dir;
+      return q;
+    }
+  }
+  const Linear& first = m.layers.at(0).q_proj;
+  if (!first.quant) fail(dir, "model.layers.0.self_attn.q_proj is not quantized");
+  const QuantizedWeight& q = *first.quant;
+  return {{"bits", q.bits},
+          {"group_size", q.group_size == q.k ? -1 : q.group_size},
+          {"zero_point", true},
           {"checkpoint", dir}};
 }
 
