@@ -351,7 +351,11 @@ void CudaBackend::prepare_window(int n_tokens) {
   for (auto& layer : layers_)
     for (DeviceLinear* l : {&layer.q, &layer.k, &layer.v, &layer.o, &layer.gate, &layer.up, &layer.down})
       if (l->quantized) {
-        l->plan = kernels::plan_w4a16(n_tokens, l->n, l->k, l->view.group_size);
+        try {
+          l->plan = kernels::plan_w4a16(n_tokens, l->n, l->k, l->view.group_size);
+        } catch (const Error& e) {
+          fail(l->name, e.what());
+        }
         workspace_bytes = std::max(workspace_bytes, l->plan.workspace_bytes);
       }
   if (workspace_bytes > w4a16_workspace_.bytes()) {
@@ -363,10 +367,14 @@ void CudaBackend::prepare_window(int n_tokens) {
 }
 
 void CudaBackend::apply(const DeviceLinear& linear, const __half* x, __half* y, int m) {
-  if (linear.quantized)
-    kernels::w4a16_gemm(linear.plan, x, linear.view, y, w4a16_workspace_.as<void>(), cublas_->get(), stream_->get());
-  else
-    kernels::gemm_fp16(cublas_->get(), x, linear.dense.as<__half>(), y, m, linear.n, linear.k, stream_->get());
+  try {
+    if (linear.quantized)
+      kernels::w4a16_gemm(linear.plan, x, linear.view, y, w4a16_workspace_.as<void>(), cublas_->get(), stream_->get());
+    else
+      kernels::gemm_fp16(cublas_->get(), x, linear.dense.as<__half>(), y, m, linear.n, linear.k, stream_->get());
+  } catch (const Error& e) {
+    fail(linear.name, e.what());  // the kernels' errors name the kernel; add the layer
+  }
 }
 
 void CudaBackend::block(const DeviceLayer& layer, int n) {
