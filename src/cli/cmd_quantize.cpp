@@ -68,8 +68,9 @@ CommandRegistration reg{
     "Quantize a model's block linears with RTN or AWQ and write an AutoAWQ-format (gemm, 4-bit) checkpoint\n"
     "directory with quantize_report.json (per-layer alpha, clip ratio, weight and output errors); --report alone\n"
     "writes only the report, for widths and shapes the format cannot hold (3-bit, out_features not a multiple of 8).\n"
-    "Example: quantbench quantize --model stories260K.bin --tokenizer tok512.model --method awq --bits 4 --group 32\n"
-    "  --calib tinystories_train_head.txt --out stories260K-awq-g32",
+    "Example: quantbench quantize --model Llama-2-7b-hf --method awq --bits 4 --group 128 --calib pile-val.txt "
+    "--out Llama-2-7b-awq-g128\n"
+    "(stories260K's hidden size 172 is no multiple of 8, so it takes --report only.)",
     [](CLI::App& app) -> std::function<int()> {
       struct Args {
         QuantizeOptions o;
