@@ -18,21 +18,22 @@ using nlohmann::json;
 namespace {
 
 const char* const kStyle = R"css(
-body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 24px auto; max-width: 1200px; color: #222; }
+body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 24px; max-width: 1400px; color: #222; }
 h1 { font-size: 24px; } h2 { font-size: 19px; margin-top: 36px; border-bottom: 1px solid #ccc; } h3 { font-size: 15px; }
 svg.chart { width: 100%; max-width: 960px; height: auto; display: block; margin: 12px 0; }
 .chart-title { font-size: 15px; font-weight: 600; } .tick, .legend, .point-label { font-size: 11px; }
 .axis-title { font-size: 12px; } .grid { stroke: #e5e5e5; } .plot-frame { fill: none; stroke: #999; } .axis { stroke: #999; }
-table { border-collapse: collapse; margin: 8px 0 20px; font-size: 12.5px; }
-th, td { border: 1px solid #ccc; padding: 3px 7px; text-align: right; } th { background: #f3f3f3; }
+table { border-collapse: collapse; margin: 8px 0 20px; font-size: 12px; }
+th, td { border: 1px solid #ccc; padding: 3px 5px; text-align: right; white-space: nowrap; } th { background: #f3f3f3; }
+.table-wrap { overflow-x: auto; }
 td:first-child, th:first-child { text-align: left; }
 caption { caption-side: top; text-align: left; font-style: italic; padding-bottom: 4px; }
-table[id^="table-provenance"] td { text-align: left; }
+table[id^="table-provenance"] td { text-align: left; white-space: normal; }
 nav li { margin: 2px 0; } .note { color: #555; }
 )css";
 
 std::string html_table(const Table& t) {
-  std::string s = "<table id=\"" + escape_html(t.id) + "\"><caption>" + escape_html(t.caption) + "</caption><thead><tr>";
+  std::string s = "<div class=\"table-wrap\"><table id=\"" + escape_html(t.id) + "\"><caption>" + escape_html(t.caption) + "</caption><thead><tr>";
   for (auto& c : t.columns) s += "<th>" + escape_html(c) + "</th>";
   s += "</tr></thead><tbody>";
   for (auto& row : t.rows) {
@@ -40,7 +41,7 @@ std::string html_table(const Table& t) {
     for (auto& c : row) s += "<td>" + escape_html(c) + "</td>";
     s += "</tr>";
   }
-  return s + "</tbody></table>";
+  return s + "</tbody></table></div>";
 }
 
 std::string quantization_label(const json& m) {
@@ -51,8 +52,12 @@ std::string quantization_label(const json& m) {
 
 // Perplexity against bytes as stored: one line per method family over its bit widths.
 XYChart quality_size_chart(const json& run, const std::string& id) {
+  double largest = 0;
+  for (auto& m : run.at("methods")) largest = std::max(largest, m.at("size").at("weight_bytes").get<double>());
+  const ByteUnit unit = byte_unit_for(largest);
   XYChart chart{id, "Perplexity against weight bytes as stored: " + run.at("model").at("path").get<std::string>(),
-                {"weight bytes as stored (GB)", Scale::linear, true}, {"perplexity (lower is better)", Scale::linear, false}, {}};
+                {"weight bytes as stored (" + unit.name + ")", Scale::linear, true},
+                {"perplexity (lower is better)", Scale::linear, false}, {}};
   std::map<std::string, std::vector<const json*>> families;  // method -> its entries
   std::vector<std::string> order;
   for (auto& m : run.at("methods")) {
@@ -68,7 +73,7 @@ XYChart quality_size_chart(const json& run, const std::string& id) {
     Series s{family, SeriesStyle::line_markers, {}, {}, {}};
     for (const json* m : entries) {
       const json& q = m->at("quality");
-      s.x.push_back(m->at("size").at("weight_bytes").get<double>() / 1e9);
+      s.x.push_back(m->at("size").at("weight_bytes").get<double>() / unit.bytes);
       s.y.push_back(q.at("ppl"));
       s.labels.push_back(quantization_label(*m) + (q.at("delta_ppl_pct").is_number()
                                                        ? " (" + format_fixed(q["delta_ppl_pct"], 1) + " %)"
@@ -80,7 +85,10 @@ XYChart quality_size_chart(const json& run, const std::string& id) {
 }
 
 BarChart vram_chart(const json& run, const std::string& id) {
-  BarChart chart{id, "Projected weight memory of the catalog models", "weights (GB)", {}, {}, {}};
+  double largest = 0;
+  for (auto& e : run["vram"]["catalog"]) largest = std::max(largest, e.at("weight_bytes").get<double>());
+  const ByteUnit unit = byte_unit_for(largest);
+  BarChart chart{id, "Projected weight memory of the catalog models", "weights (" + unit.name + ")", {}, {}, {}};
   for (auto& e : run["vram"]["catalog"]) {
     const std::string model = e.at("model"), method = e.at("method");
     auto g = std::find(chart.group_names.begin(), chart.group_names.end(), model);
@@ -97,7 +105,7 @@ BarChart vram_chart(const json& run, const std::string& id) {
     auto& row = chart.values[g - chart.group_names.begin()];
     const size_t bar = b - chart.bar_names.begin();
     if (row.size() <= bar) row.resize(bar + 1, NAN);
-    row[bar] = e.at("weight_bytes").get<double>() / 1e9;
+    row[bar] = e.at("weight_bytes").get<double>() / unit.bytes;
   }
   return chart;
 }

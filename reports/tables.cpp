@@ -16,7 +16,17 @@ std::string format_fixed(double value, int decimals) {
   return buf;
 }
 
-std::string format_gb(double bytes) { return format_fixed(bytes / 1e9, 2) + " GB"; }
+ByteUnit byte_unit_for(double largest_bytes) {
+  if (largest_bytes >= 1e9) return {1e9, "GB"};
+  if (largest_bytes >= 1e6) return {1e6, "MB"};
+  if (largest_bytes >= 1e3) return {1e3, "kB"};
+  return {1, "bytes"};
+}
+
+std::string format_bytes(double bytes) {
+  const ByteUnit unit = byte_unit_for(bytes);
+  return format_fixed(bytes / unit.bytes, 2) + " " + unit.name;
+}
 
 namespace {
 
@@ -67,14 +77,18 @@ Table quality_table(const json& run, const std::string& id) {
                       optional_fixed(q.at("kl_p99"), 4),
                       q.at("top1_agreement").is_number() ? format_fixed(q["top1_agreement"].get<double>() * 100, 2) + " %" : kNone,
                       q.at("tokens_scored").dump(), m.at("size").at("weight_bytes").dump() + " (" +
-                      format_gb(m["size"]["weight_bytes"]) + ")", format_fixed(m["size"].at("saving_vs_fp16"), 2) + "×"});
+                      format_bytes(m["size"]["weight_bytes"]) + ")", format_fixed(m["size"].at("saving_vs_fp16"), 2) + "×"});
   }
   return t;
 }
 
 Table vram_catalog_table(const json& run, const std::string& id) {
-  Table t{id, "Projected weight memory of the catalog models per method (GB = 10^9 bytes; weights only, no KV cache)", {"model"}, {}};
+  Table t{id, "", {"model"}, {}};
   if (!run.contains("vram") || !run["vram"].is_object() || !run["vram"].contains("catalog")) return t;
+  double largest = 0;
+  for (auto& e : run["vram"]["catalog"]) largest = std::max(largest, e.at("weight_bytes").get<double>());
+  const ByteUnit unit = byte_unit_for(largest);
+  t.caption = "Projected weight memory of the catalog models per method, in " + unit.name + " (decimal units; weights only, no KV cache)";
   std::vector<std::string> models, methods;
   std::map<std::pair<std::string, std::string>, double> bytes;
   for (auto& e : run["vram"]["catalog"]) {
@@ -88,7 +102,7 @@ Table vram_catalog_table(const json& run, const std::string& id) {
     std::vector<std::string> row{model};
     for (auto& method : methods) {
       auto it = bytes.find({model, method});
-      row.push_back(it == bytes.end() ? kNone : format_fixed(it->second / 1e9, 2));
+      row.push_back(it == bytes.end() ? kNone : format_fixed(it->second / unit.bytes, 2));
     }
     t.rows.push_back(row);
   }
@@ -96,12 +110,12 @@ Table vram_catalog_table(const json& run, const std::string& id) {
 }
 
 Table vram_measured_table(const json& run, const std::string& id) {
-  Table t{id, "Device memory measured during the run (GB = 10^9 bytes)", {"method", "weights on device", "peak allocated"}, {}};
+  Table t{id, "Device memory measured during the run", {"method", "weights on device", "peak allocated"}, {}};
   if (!run.contains("vram") || !run["vram"].is_object() || !run["vram"].contains("per_method")) return t;
   if (run["vram"].contains("device_bytes_free_before"))
-    t.caption += "; free before the run: " + format_gb(run["vram"]["device_bytes_free_before"]);
+    t.caption += "; free before the run: " + format_bytes(run["vram"]["device_bytes_free_before"]);
   for (auto& e : run["vram"]["per_method"])
-    t.rows.push_back({text(e.at("method")), format_gb(e.at("weight_bytes_device")), format_gb(e.at("peak_bytes"))});
+    t.rows.push_back({text(e.at("method")), format_bytes(e.at("weight_bytes_device")), format_bytes(e.at("peak_bytes"))});
   return t;
 }
 
@@ -191,7 +205,7 @@ Table provenance_table(const json& run, const std::string& id) {
     add("device", "none (CPU run)");
   } else {
     add("device", text(d.at("name")) + ", sm_" + text(d.at("compute_capability")) + ", " + d.at("sm_count").dump() + " SMs, " +
-                      format_gb(d.at("memory_bytes")) + ", L2 " + format_fixed(d.at("l2_bytes").get<double>() / (1 << 20), 0) +
+                      format_bytes(d.at("memory_bytes")) + ", L2 " + format_fixed(d.at("l2_bytes").get<double>() / (1 << 20), 0) +
                       " MiB, driver " + text(d.at("driver_version")) + ", runtime " + text(d.at("runtime_version")));
     if (d.contains("peak_bandwidth_gbps"))
       add("measured peaks", format_fixed(d["peak_bandwidth_gbps"], 1) + " GB/s (device copy), " +

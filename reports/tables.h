@@ -43,6 +43,13 @@ std::string render_markdown(const std::vector<nlohmann::json>& runs, const std::
 
 // Number formatting shared by the renderers.
 std::string format_fixed(double value, int decimals);
-std::string format_gb(double bytes);  // "13.48 GB" (10^9 bytes)
+// Decimal byte units (kB = 10^3 bytes, MB = 10^6, GB = 10^9), chosen so the largest of a set of
+// sizes reads well: from a 260K-parameter test model to a 70B one.
+struct ByteUnit {
+  double bytes;      // bytes per unit
+  std::string name;  // "GB"
+};
+ByteUnit byte_unit_for(double largest_bytes);
+std::string format_bytes(double bytes);  // "13.48 GB", "198.42 kB"
 
 }  // namespace qb::reports

@@ -145,6 +145,11 @@ TEST_CASE("messages name the pointer and the problem") {
   doc["host"]["threads"] = 4.5;
   CHECK(error_of([&] { validate_run(doc, "run.json"); }) == "run.json: /host/threads: expected integer, got number");
   doc = qb::test::eval_fixture();
+  doc["methods"][0]["layers"] = nullptr;  // optional diagnostics may be written as null
+  CHECK_NOTHROW(validate_run(doc));
+  doc["methods"][0]["layers"] = json::array({{{"layer", "no name"}}});
+  CHECK(error_of([&] { validate_run(doc, "run.json"); }) == "run.json: /methods/0/layers/0/name: missing (required)");
+  doc = qb::test::eval_fixture();
   doc["a future 1.x field"] = {{"anything", 1}};  // readers ignore unknown fields
   CHECK_NOTHROW(validate_run(doc));
   CHECK(error_of([] { validate_run(json::array()); }) == "run document: (document root): expected object, got array");
