@@ -8,6 +8,7 @@
 #include <tuple>
 
 #include "common/error.h"
+#include "common/files.h"
 #include "reports/run_schema.h"
 
 namespace qb::reports {
@@ -28,7 +29,8 @@ CREATE TABLE run (
   model TEXT,                    -- eval: model.path
   dataset_sha256 TEXT,           -- eval
   protocol TEXT,                 -- eval: "<name> ctx <ctx> stride <stride>"
-  document TEXT NOT NULL         -- the whole run document as validated
+  document TEXT NOT NULL,        -- the whole run document as validated
+  document_sha256 TEXT NOT NULL UNIQUE  -- of `document`: the same run is stored once
 );
 CREATE INDEX run_series ON run (kind, device, model, dataset_sha256, protocol, id);
 CREATE TABLE metric (
@@ -179,17 +181,25 @@ std::map<std::string, std::pair<double, int>> geomean_tflops(const json& run) {
 
 }  // namespace
 
-int64_t append_history(const std::string& db_path, const json& run) {
+HistoryAppend append_history(const std::string& db_path, const json& run) {
   validate_run(run, db_path + ": run to append");
+  const std::string document = run.dump();  // object keys sorted: the same run dumps the same
+  const std::string document_sha256 = sha256_hex(document.data(), document.size());
   Database db(db_path, true);
   db.exec("BEGIN IMMEDIATE");
   try {
     db.require_schema(true);
+    Statement existing(db, "SELECT id FROM run WHERE document_sha256 = ?");
+    if (existing.bind({document_sha256}).step()) {
+      const int64_t id = existing.integer(0);
+      db.exec("COMMIT");
+      return {id, false};
+    }
     Statement insert_run(db, "INSERT INTO run (created, kind, tool_version, git_revision, hostname, device, model, "
-                             "dataset_sha256, protocol, document) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+                             "dataset_sha256, protocol, document, document_sha256) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
     insert_run.bind({run.at("created"), run.at("kind"), run.at("tool").at("version"), run["tool"].at("git_revision"),
                      run.at("host").at("hostname"), device_key(run), eval_only(run, "model", "path"),
-                     eval_only(run, "dataset", "sha256"), protocol_key(run), run.dump()})
+                     eval_only(run, "dataset", "sha256"), protocol_key(run), document, document_sha256})
         .run();
     const int64_t run_id = sqlite3_last_insert_rowid(db.handle());
     Statement insert_metric(db, "INSERT INTO metric (run_id, method, name, value) VALUES (?, ?, ?, ?)");
@@ -217,7 +227,7 @@ int64_t append_history(const std::string& db_path, const json& run) {
       }
     }
     db.exec("COMMIT");
-    return run_id;
+    return {run_id, true};
   } catch (...) {
     // Nothing of this run stays: the file is as it was before the append.
     sqlite3_exec(db.handle(), "ROLLBACK", nullptr, nullptr, nullptr);

@@ -12,10 +12,16 @@ namespace qb::reports {
 
 inline constexpr int kHistorySchemaVersion = 1;
 
+struct HistoryAppend {
+  int64_t run_id = 0;
+  bool added = false;  // false: this very document (same sha256) was already stored as run_id
+};
+
 // Validates `run` (validate_run), creates the database and its tables if needed, and inserts
 // the run, its metrics and its bench cases in one BEGIN IMMEDIATE ... COMMIT transaction (rolled
-// back on any error). Returns the new run's id. Throws qb::Error naming the database.
-int64_t append_history(const std::string& db_path, const nlohmann::json& run);
+// back on any error). A document already in the database is not added again, so re-rendering a
+// report with --history does not double-count. Throws qb::Error naming the database.
+HistoryAppend append_history(const std::string& db_path, const nlohmann::json& run);
 
 // One line of a trend chart: a metric of one method over the last runs of the same series.
 struct TrendSeries {

@@ -26,9 +26,9 @@ int run_report(const ReportArgs& args) {
   const std::vector<nlohmann::json> runs = qb::reports::merge_shards(loaded);
   if (const std::string& db = args.html_options.history_db; !db.empty()) {
     for (auto& run : runs) {
-      const int64_t id = qb::reports::append_history(db, run);
-      std::fprintf(stderr, "history: %s run %lld appended to %s\n", run["kind"].get<std::string>().c_str(),
-                   static_cast<long long>(id), db.c_str());
+      const qb::reports::HistoryAppend append = qb::reports::append_history(db, run);
+      std::fprintf(stderr, "history: %s run %lld %s %s\n", run["kind"].get<std::string>().c_str(),
+                   static_cast<long long>(append.run_id), append.added ? "appended to" : "was already in", db.c_str());
     }
     const qb::reports::HistoryCounts counts = qb::reports::history_counts(db);
     std::fprintf(stderr, "history: %s holds %lld runs, %lld metrics, %lld bench cases\n", db.c_str(),

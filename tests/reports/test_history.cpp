@@ -41,14 +41,22 @@ std::ostream& operator<<(std::ostream& os, const HistoryCounts& c) {
 TEST_CASE("appends create the schema and store runs, metrics and cases") {
   const std::string db = qb::test::scratch_path("history-append.db");
   const json eval = qb::test::eval_fixture(), h100 = qb::test::h100_fixture();
-  CHECK(append_history(db, eval) == 1);
-  CHECK(append_history(db, h100) == 2);
+  CHECK(append_history(db, eval).run_id == 1);
+  CHECK(append_history(db, h100).run_id == 2);
   CHECK(user_version(db) == kHistorySchemaVersion);
   const HistoryCounts counts = history_counts(db);
   CHECK(counts.runs == 2);
   // eval: 6 quality metrics + weight_bytes + tokens_per_s per method; bench: 2 per method.
   CHECK(counts.metrics == static_cast<int64_t>(eval["methods"].size()) * 8 + 2 * 2);
   CHECK(counts.cases == static_cast<int64_t>(h100["bench"]["cases"].size()));
+  // The same document again is not stored twice; a changed one is.
+  const HistoryAppend again = append_history(db, h100);
+  CHECK(again.run_id == 2);
+  CHECK_FALSE(again.added);
+  CHECK(history_counts(db) == counts);
+  json rerun = h100;
+  rerun["created"] = "2026-11-21T04:00:00Z";
+  CHECK(append_history(db, rerun).added);
 }
 
 TEST_CASE("an append that fails halfway leaves the database as it was") {
@@ -68,7 +76,7 @@ TEST_CASE("an append that fails halfway leaves the database as it was") {
   }
   CHECK(history_counts(db) == before);
   // The database is still usable: the same run without the duplicate appends.
-  CHECK(append_history(db, qb::test::h200_fixture()) == 3);
+  CHECK(append_history(db, qb::test::h200_fixture()).run_id == 3);
   CHECK(history_counts(db).cases == before.cases + static_cast<int64_t>(qb::test::h200_fixture()["bench"]["cases"].size()));
 }
 
@@ -85,7 +93,7 @@ TEST_CASE("trends: the last runs of the same series, oldest first") {
   json eval = qb::test::eval_fixture();
   for (double ppl : {5.70, 5.65, 5.63}) {
     eval["methods"][2]["quality"]["ppl"] = ppl;
-    append_history(db, eval);
+    REQUIRE(append_history(db, eval).added);
   }
   json other_dataset = eval;
   other_dataset["dataset"]["sha256"] = std::string(64, 'a');

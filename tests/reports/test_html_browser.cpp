@@ -71,8 +71,11 @@ TEST_CASE("the HTML report renders every chart in headless chromium and is self-
   const std::vector<json> runs =
       qb::reports::merge_shards({qb::test::eval_fixture(), h100_shard0, h100_shard1, qb::test::h200_fixture()});
   REQUIRE(runs.size() == 3);
-  for (int i = 0; i < 2; ++i)
-    for (auto& run : runs) qb::reports::append_history(db, run);
+  for (const char* created : {"2026-11-19T01:00:00Z", "2026-11-20T01:00:00Z"})  // two nights
+    for (json run : runs) {
+      run["created"] = created;
+      REQUIRE(qb::reports::append_history(db, run).added);
+    }
 
   qb::reports::HtmlOptions options;
   options.relative_to = "NVIDIA H100 80GB HBM3";
