@@ -90,7 +90,7 @@ BarChart vram_chart(const json& run, const std::string& id) {
   const ByteUnit unit = byte_unit_for(largest);
   BarChart chart{id, "Projected weight memory of the catalog models", "weights (" + unit.name + ")", {}, {}, {}};
   for (auto& e : run["vram"]["catalog"]) {
-    const std::string model = e.at("model"), method = e.at("method");
+    const std::string model = e.at("model"), method = catalog_column(e);
     auto g = std::find(chart.group_names.begin(), chart.group_names.end(), model);
     if (g == chart.group_names.end()) {
       chart.group_names.push_back(model);

@@ -82,6 +82,10 @@ Table quality_table(const json& run, const std::string& id) {
   return t;
 }
 
+std::string catalog_column(const json& entry) {
+  return (entry.contains("label") ? entry["label"] : entry.at("method")).get<std::string>();
+}
+
 Table vram_catalog_table(const json& run, const std::string& id) {
   Table t{id, "", {"model"}, {}};
   if (!run.contains("vram") || !run["vram"].is_object() || !run["vram"].contains("catalog")) return t;
@@ -92,7 +96,7 @@ Table vram_catalog_table(const json& run, const std::string& id) {
   std::vector<std::string> models, methods;
   std::map<std::pair<std::string, std::string>, double> bytes;
   for (auto& e : run["vram"]["catalog"]) {
-    const std::string model = e.at("model"), method = e.at("method");
+    const std::string model = e.at("model"), method = catalog_column(e);
     if (std::find(models.begin(), models.end(), model) == models.end()) models.push_back(model);
     if (std::find(methods.begin(), methods.end(), method) == methods.end()) methods.push_back(method);
     bytes[{model, method}] = e.at("weight_bytes").get<double>();

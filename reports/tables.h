@@ -17,6 +17,8 @@ struct Table {
 
 // Eval run: one row per method (ppl ± stderr, delta, KL, agreement, bytes as stored, saving).
 Table quality_table(const nlohmann::json& eval_run, const std::string& id);
+// A vram.catalog entry's column: its label ("awq w4 g128") when present, else its method.
+std::string catalog_column(const nlohmann::json& entry);
 // Eval run: projected weight bytes of the catalog models (rows) per method (columns), in GB;
 // no rows when the run has no vram.catalog.
 Table vram_catalog_table(const nlohmann::json& eval_run, const std::string& id);
