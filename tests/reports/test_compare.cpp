@@ -148,6 +148,14 @@ TEST_CASE("runs that cannot be compared are refused with one-line messages") {
   json other = eval;
   other["model"]["path"] = "models/other";
   CHECK(message(eval, other) == "compare: runs of different models (baseline \"fixtures/llama-2-7b-fixture\", current \"models/other\")");
+  // With the weights' sha256 on both sides, the hash decides and the path may differ.
+  json hashed = eval;
+  hashed["model"]["sha256"] = std::string(64, 'a');
+  other = hashed;
+  other["model"]["path"] = "/elsewhere/llama-2-7b-fixture";
+  CHECK(message(hashed, other).empty());
+  other["model"]["sha256"] = std::string(64, 'b');
+  CHECK(message(hashed, other).rfind("compare: runs of different models (baseline \"aaaa", 0) == 0);
   other = eval;
   other["dataset"]["sha256"] = std::string(64, '0');
   CHECK(message(eval, other).rfind("compare: runs of different datasets", 0) == 0);
