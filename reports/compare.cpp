@@ -39,10 +39,22 @@ double parse_percent(const std::string& text, const std::string& option) {
 
 namespace {
 
+// Changes are shown with two decimals in percent; smaller ones read as none, and an ungated
+// metric that moved less than that (float summation order across builds) is SAME.
+constexpr double kShownResolutionPct = 0.005;
+
+bool same_within_shown_resolution(const json& base, const json& current) {
+  if (base == current) return true;
+  if (!base.is_number() || !current.is_number()) return false;
+  const double b = base.get<double>(), c = current.get<double>();
+  return b != 0 && std::fabs((c / b - 1) * 100) < kShownResolutionPct;
+}
+
 std::string percent_change(double base, double current) {
   if (base == 0) return current == 0 ? "0.00 %" : "n/a";
   const double change = (current / base - 1) * 100;
-  return (change >= 0 ? "+" : "") + format_fixed(change, 2) + " %";
+  if (std::fabs(change) < kShownResolutionPct) return "0.00 %";  // no "-0.00 %" for rounding noise
+  return (change > 0 ? "+" : "") + format_fixed(change, 2) + " %";
 }
 
 std::string shown(const json& v, int decimals) { return v.is_number() ? format_fixed(v.get<double>(), decimals) : "—"; }
@@ -102,7 +114,7 @@ void compare_eval(const json& base, const json& current, const Thresholds& th, C
     out.add({label, "ppl", format_fixed(bp, 4), format_fixed(cp, 4), percent_change(bp, cp), v, v == Verdict::worse});
     // Reported with their change, gated by nothing: ppl carries the verdict.
     auto info = [&](const std::string& metric, const json& bv, const json& cv, int decimals) {
-      const bool equal = bv == cv;
+      const bool equal = same_within_shown_resolution(bv, cv);
       out.add({label, metric, shown(bv, decimals), shown(cv, decimals),
                bv.is_number() && cv.is_number() ? percent_change(bv.get<double>(), cv.get<double>()) : "—",
                equal ? Verdict::same : Verdict::changed, false});

@@ -82,6 +82,12 @@ TEST_CASE("eval: ungated metrics are reported with their change") {
   CHECK(r.exit_code == 0);
   CHECK(row_of(r, "rtn w4 g128", "kl_mean").verdict == Verdict::changed);
   CHECK(row_of(r, "rtn w4 g128", "kl_mean").delta == "+21.36 %");
+  // Summation-order noise below the shown resolution (0.005 %) is no change.
+  current = base;
+  current["methods"][1]["quality"]["kl_p99"] = 0.39 * (1 - 1e-7);
+  const auto noise = compare_runs(base, current, {});
+  CHECK(row_of(noise, "rtn w4 g128", "kl_p99").verdict == Verdict::same);
+  CHECK(row_of(noise, "rtn w4 g128", "kl_p99").delta == "0.00 %");
 }
 
 TEST_CASE("bench: verdicts from the p10..p90 spread of both runs") {
