@@ -13,8 +13,14 @@
 #include "eval/backend.h"
 #include "eval/metrics.h"
 #include "model/load.h"
+#include "eval/vram_catalog.h"
 #include "quant/awq_format.h"
 #include "quant/quantize.h"
+#ifdef QB_HAVE_CUDA
+#include "bench/bench_report.h"
+#include "gpu/cuda_backend.h"
+#include "kernels/device_probe.h"
+#endif
 
 namespace qb {
 
@@ -140,10 +146,39 @@ static MethodRun build_method(const MethodSpec& spec, const Model& fp16, const E
   return r;
 }
 
+// "cpu" or "cuda" for --device cpu|cuda|auto: auto takes the GPU when one is usable.
+static std::string resolve_device(const std::string& requested) {
+  if (requested != "cpu" && requested != "cuda" && requested != "auto")
+    fail("--device", "'" + requested + "' is not cpu, cuda or auto");
+  if (requested == "cpu") return "cpu";
+#ifdef QB_HAVE_CUDA
+  const std::string why = kernels::cuda_unavailable_reason();
+  if (why.empty()) return "cuda";
+  if (requested == "cuda") fail("--device", why);
+#else
+  if (requested == "cuda") fail("--device", "this build has no CUDA backend (configure with -DQUANTBENCH_CUDA=ON)");
+#endif
+  return "cpu";
+}
+
+static std::unique_ptr<LogitsBackend> make_backend(const std::string& device, const Model& m) {
+#ifdef QB_HAVE_CUDA
+  if (device == "cuda") return make_cuda_backend(m, 0);
+#endif
+  return make_cpu_backend(m);
+}
+
+// The GPU's probe (measured peaks included) for the run document, or null on the CPU.
+static nlohmann::json device_json_for(const std::string& device) {
+#ifdef QB_HAVE_CUDA
+  if (device == "cuda") return bench::device_json(kernels::probe_device(0));
+#endif
+  return nullptr;
+}
+
 nlohmann::json run_eval(const EvalOptions& o) {
   validate_protocol(o.protocol);
-  if (o.device != "cpu" && o.device != "auto")
-    fail("--device", "'" + o.device + "': this build evaluates on the CPU only");
+  std::string device = resolve_device(o.device);
   const Model source = load_model(o.model_path);
   check_finite(source);
   const LlamaConfig& c = source.config;
@@ -173,7 +208,17 @@ nlohmann::json run_eval(const EvalOptions& o) {
   for (const auto& s : specs) {
     std::fprintf(stderr, "preparing %s\n", s.label().c_str());
     runs.push_back(build_method(s, fp16, o, tokenizer));
-    runs.back().backend = make_cpu_backend(runs.back().model);
+  }
+  // Every method on one device (KL compares logits where they are). With --device auto, weights
+  // the GPU kernels cannot take (e.g. 3-bit, or out_features not a multiple of 8) send the whole
+  // run to the CPU, said in one line; with --device cuda they are an error.
+  try {
+    for (auto& r : runs) r.backend = make_backend(device, r.model);
+  } catch (const Error& e) {
+    if (o.device != "auto" || device == "cpu") throw;
+    std::fprintf(stderr, "note: evaluating on the CPU: %s\n", e.what());
+    device = "cpu";
+    for (auto& r : runs) r.backend = make_backend(device, r.model);
   }
 
   Progress progress("eval", static_cast<long>(windows.size()));
@@ -232,13 +277,36 @@ nlohmann::json run_eval(const EvalOptions& o) {
     methods.push_back(std::move(entry));
   }
 
+  // VRAM: measured per method on a GPU; projected for the catalog models on every device.
+  nlohmann::json vram = nlohmann::json::object();
+  std::vector<CatalogMethod> catalog_methods;
+  nlohmann::json per_method = nlohmann::json::array();
+  for (auto& r : runs) {
+    if (r.spec.method == "fp16") {
+      catalog_methods.push_back({"fp16", 16, 0});
+    } else {
+      catalog_methods.push_back({r.spec.method, r.quantization.at("bits").get<int>(),
+                                 r.quantization.at("group_size").get<int>()});
+    }
+    const nlohmann::json mem = r.backend->memory();
+    if (mem.is_null()) continue;
+    if (!vram.contains("device_bytes_free_before")) vram["device_bytes_free_before"] = mem["device_bytes_free_before"];
+    nlohmann::json entry = mem;
+    entry["method"] = r.spec.label();
+    per_method.push_back(entry);
+  }
+  if (!per_method.empty()) vram["per_method"] = per_method;
+  nlohmann::json catalog = vram_catalog(o.catalog_path.empty() ? QB_DEFAULT_CATALOG : o.catalog_path, catalog_methods);
+  for (auto& e : catalog) e["method"] = e["label"];  // one column per evaluated setting (w3 and w4 apart)
+  vram["catalog"] = catalog;
+
   return {{"schema", "quantbench.run"},
           {"schema_version", "1.0"},
           {"kind", "eval"},
           {"created", utc_timestamp()},
           {"tool", tool_info()},
           {"host", host_info()},
-          {"device", nullptr},
+          {"device", device_json_for(device)},
           {"model", model_json(source)},
           {"tokenizer",
            {{"path", tokenizer_path},
@@ -247,7 +315,7 @@ nlohmann::json run_eval(const EvalOptions& o) {
           {"dataset", dataset_json(dataset, text_tokens.size())},
           {"protocol", protocol_json(protocol)},
           {"methods", methods},
-          {"vram", nullptr}};
+          {"vram", vram}};
 }
 
 }  // namespace qb

@@ -36,7 +36,10 @@ struct EvalOptions {
   int calib_samples = 128;
   int calib_seq_len = 512;
   bool force_calib = false;
-  std::string device = "cpu";  // "cpu" | "cuda" | "auto"
+  std::string device = "auto";  // "cpu" | "cuda" | "auto" (the GPU when one is usable)
+  // Model-shape catalog (bench/model_shapes.json) for the projected VRAM of 7B..70B models;
+  // "" -> the catalog in the source tree.
+  std::string catalog_path;
 };
 
 nlohmann::json run_eval(const EvalOptions& options);

@@ -150,7 +150,9 @@ CommandRegistration reg{
       app.add_option("--calib-samples", a->o.calib_samples, "AWQ calibration samples")->capture_default_str();
       app.add_option("--calib-seq-len", a->o.calib_seq_len, "AWQ calibration tokens per sample")->capture_default_str();
       app.add_flag("--force-calib", a->o.force_calib, "Allow calibrating on the evaluated file");
-      app.add_option("--device", a->o.device, "cpu, cuda or auto (the GPU when present)")->capture_default_str();
+      app.add_option("--device", a->o.device, "cpu, cuda or auto (the GPU when one is usable)")->capture_default_str();
+      app.add_option("--catalog", a->o.catalog_path,
+                     "Model-shape catalog for the projected VRAM of 7B..70B models (default: bench/model_shapes.json)");
       app.add_option("--out", a->out, "Run document (JSON), written atomically")->capture_default_str();
       return [a]() {
         EvalOptions o = a->o;
