@@ -92,12 +92,7 @@ struct MethodRun {
 static nlohmann::json loaded_quantization_json(const Model& m, const std::string& dir) {
   const std::string report_path = dir + "/quantize_report.json";
   if (file_exists(report_path)) {
-    nlohmann::json report;
-    try {
-      report = nlohmann::json::parse(read_text_file(report_path));
-    } catch (const nlohmann::json::exception& e) {
-      fail(report_path, std::string("malformed JSON: ") + e.what());
-    }
+    const nlohmann::json report = read_json_file(report_path);
     if (report.contains("quantization") && report["quantization"].is_object()) {
       nlohmann::json q = report["quantization"];
       q["checkpoint"] = dir;

@@ -91,12 +91,7 @@ Footprint footprint(const CatalogConfig& c, const CatalogMethod& m) {
 
 nlohmann::json vram_catalog(const std::string& catalog_path, const std::vector<CatalogMethod>& methods) {
   for (const auto& m : methods) check_method(m);
-  nlohmann::json catalog;
-  try {
-    catalog = nlohmann::json::parse(read_text_file(catalog_path));
-  } catch (const nlohmann::json::exception& e) {
-    fail(catalog_path, std::string("not valid JSON: ") + e.what());
-  }
+  const nlohmann::json catalog = read_json_file(catalog_path);
   if (catalog.value("schema", "") != "quantbench.model_shapes" || !catalog.contains("models") ||
       !catalog["models"].is_array())
     fail(catalog_path, "not a model-shape catalog (schema \"quantbench.model_shapes\" with a \"models\" array)");

@@ -84,12 +84,7 @@ int run_bench(const BenchOptions& o) {
     std::filesystem::remove(gbench_json);
     fail(bench_exe.string(), "exited with status " + std::to_string(status) + " (its message is above)");
   }
-  nlohmann::json gbench;
-  try {
-    gbench = nlohmann::json::parse(read_text_file(gbench_json));
-  } catch (const nlohmann::json::exception& e) {
-    fail(gbench_json, std::string("invalid JSON: ") + e.what());
-  }
+  const nlohmann::json gbench = read_json_file(gbench_json);
   std::filesystem::remove(gbench_json);
   const nlohmann::json run = bench::bench_run_document(gbench, tool_info(), host_info(), utc_timestamp(), bench_exe.string());
   reports::validate_run(run, o.out);

@@ -6,6 +6,8 @@
 #include <memory>
 #include <string>
 
+#include <nlohmann/json.hpp>
+
 namespace qb {
 
 // A read-only view of a file's bytes, kept alive by shared ownership (mmap underneath).
@@ -27,6 +29,8 @@ class MappedFile {
 };
 
 std::string read_text_file(const std::string& path);
+// The file parsed as JSON; a missing or malformed file is an error naming it.
+nlohmann::json read_json_file(const std::string& path);
 bool file_exists(const std::string& path);
 bool is_directory(const std::string& path);
 

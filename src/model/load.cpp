@@ -168,15 +168,6 @@ nlohmann::json hf_config_json(const LlamaConfig& c) {
           {"torch_dtype", "float16"}};
 }
 
-static nlohmann::json read_json_file(const std::string& path) {
-  const std::string text = read_text_file(path);
-  try {
-    return nlohmann::json::parse(text);
-  } catch (const nlohmann::json::exception& e) {
-    fail(path, std::string("malformed JSON: ") + e.what());
-  }
-}
-
 Model load_hf_directory(const std::string& dir) {
   const std::string config_path = dir + "/config.json";
   if (!file_exists(config_path)) fail(dir, "no config.json (an HF model directory needs config.json + model.safetensors)");

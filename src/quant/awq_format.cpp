@@ -98,11 +98,7 @@ std::string shape_str(const std::vector<int64_t>& s) {
 nlohmann::json read_config(const std::string& dir) {
   const std::string path = dir + "/config.json";
   if (!file_exists(path)) fail(dir, "no config.json");
-  try {
-    return nlohmann::json::parse(read_text_file(path));
-  } catch (const nlohmann::json::exception& e) {
-    fail(path, std::string("invalid JSON: ") + e.what());
-  }
+  return read_json_file(path);
 }
 
 // Every tensor of the directory by name: model.safetensors, or the shards of the index.
@@ -112,12 +108,7 @@ class TensorSource {
     const std::string index = dir + "/model.safetensors.index.json";
     std::set<std::string> shards;
     if (file_exists(index)) {
-      nlohmann::json j;
-      try {
-        j = nlohmann::json::parse(read_text_file(index));
-      } catch (const nlohmann::json::exception& e) {
-        fail(index, std::string("invalid JSON: ") + e.what());
-      }
+      const nlohmann::json j = read_json_file(index);
       if (!j.contains("weight_map") || !j["weight_map"].is_object()) fail(index, "no weight_map object");
       for (auto& [name, file] : j["weight_map"].items()) shards.insert(file.get<std::string>());
     } else {

@@ -18,15 +18,6 @@ static std::vector<float> logits_of(const Model& m, const std::vector<int>& toke
   return logits;
 }
 
-static double max_rel_diff(const std::vector<float>& a, const std::vector<float>& b) {
-  double num = 0.0, den = 0.0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    num = std::max(num, std::abs(double(a[i]) - b[i]));
-    den = std::max(den, std::abs(double(b[i])));
-  }
-  return num / den;
-}
-
 TEST_CASE("a llama2.c checkpoint and its HF export compute the same logits") {
   const std::string dir = test::temp_dir("loaders");
   const Model m = test::random_model(test::small_config(true), 7);
@@ -41,7 +32,7 @@ TEST_CASE("a llama2.c checkpoint and its HF export compute the same logits") {
   CHECK(a.parameter_count() == b.parameter_count());
   CHECK(a.config.n_kv_heads == 2);
   const std::vector<int> tokens{1, 5, 9, 33, 2, 95, 0, 17, 64, 3, 3, 40};
-  CHECK(max_rel_diff(logits_of(a, tokens), logits_of(b, tokens)) < 1e-5);
+  CHECK(qb::test::max_rel_diff(logits_of(a, tokens), logits_of(b, tokens)) < 1e-5);
 }
 
 TEST_CASE("HF loader refuses bad configs and shapes, naming file and field") {

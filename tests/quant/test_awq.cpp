@@ -2,6 +2,8 @@
 // skipped under GQA as in llm-awq, and with planted outlier input channels the search beats RTN.
 #include <catch2/catch.hpp>
 
+#include "test_support.h"
+
 #include <cmath>
 #include <random>
 
@@ -26,15 +28,6 @@ std::vector<float> random_activations(size_t n, unsigned seed, float sd) {
   std::vector<float> x(n);
   for (auto& v : x) v = dist(rng);
   return x;
-}
-
-double max_rel_diff(const std::vector<float>& a, const std::vector<float>& b) {
-  double num = 0.0, den = 1e-30;
-  for (size_t i = 0; i < a.size(); ++i) {
-    num = std::max(num, std::abs(static_cast<double>(a[i]) - b[i]));
-    den = std::max(den, std::abs(static_cast<double>(b[i])));
-  }
-  return num / den;
 }
 
 double sq_error(const std::vector<float>& a, const std::vector<float>& b) {
@@ -69,7 +62,7 @@ TEST_CASE("folding AWQ scales leaves the block's output unchanged (before roundi
     std::vector<float> a = random_activations(static_cast<size_t>(n_seq) * seq_len * c.dim, 7, 1.0f), b = a;
     block_forward(c, layer, a.data(), n_seq, seq_len);
     block_forward(c, scaled, b.data(), n_seq, seq_len);
-    CHECK(max_rel_diff(b, a) < 1e-5);
+    CHECK(qb::test::max_rel_diff(b, a) < 1e-5);
   }
 }
 

@@ -2,6 +2,8 @@
 // are known, a write/load round trip that keeps the model's function, and bad checkpoints.
 #include <catch2/catch.hpp>
 
+#include "test_support.h"
+
 #include <unistd.h>
 
 #include <filesystem>
@@ -228,14 +230,6 @@ std::vector<float> logits_of(const Model& m) {
   return logits;
 }
 
-double max_rel_diff(const std::vector<float>& a, const std::vector<float>& b) {
-  double num = 0.0, den = 1e-30;
-  for (size_t i = 0; i < a.size(); ++i) {
-    num = std::max(num, std::abs(static_cast<double>(a[i]) - b[i]));
-    den = std::max(den, std::abs(static_cast<double>(b[i])));
-  }
-  return num / den;
-}
 }  // namespace
 
 TEST_CASE("write then load keeps every code and the model's logits (both RoPE layouts)") {
@@ -257,7 +251,7 @@ TEST_CASE("write then load keeps every code and the model's logits (both RoPE la
     CHECK(v0.zeros == v1.zeros);
     CHECK(v0.scales == v1.scales);
     CHECK(back.weight_bytes() == q.model.weight_bytes());
-    CHECK(max_rel_diff(logits_of(back), logits_of(q.model)) < 1e-5);
+    CHECK(qb::test::max_rel_diff(logits_of(back), logits_of(q.model)) < 1e-5);
     CHECK_THROWS_WITH(write_awq_checkpoint(q.model, dir), Catch::Contains("already exists"));
   }
 }
