@@ -1,4 +1,5 @@
-// The batched forward pass against the naive reference on the shared trained stories260K model.
+// The shared trained stories260K model: its architecture as loaded, and the batched forward pass
+// against the naive reference.
 #include <catch2/catch.hpp>
 
 #include "datasets/tokenizer.h"
@@ -21,4 +22,17 @@ TEST_CASE("stories260K: batched logits equal the naive single-token path within 
     tokens.push_back(id);
   REQUIRE(tokens.size() > 16);
   CHECK(test::batched_vs_naive_rel_error(m, tokens) < 1e-4);
+}
+
+TEST_CASE("shared stories260K loads with the manifest's architecture") {
+  const Model m = load_model(test::data_file("models/stories260K/stories260K.bin"));
+  CHECK(m.config.dim == 64);
+  CHECK(m.config.hidden_dim == 172);
+  CHECK(m.config.n_layers == 5);
+  CHECK(m.config.n_heads == 8);
+  CHECK(m.config.n_kv_heads == 4);
+  CHECK(m.config.vocab_size == 512);
+  CHECK(m.config.max_seq_len == 512);
+  CHECK(m.config.tied_embeddings);
+  CHECK(m.parameter_count() == 260032);
 }

@@ -105,21 +105,3 @@ TEST_CASE("non-finite weights are refused naming the tensor") {
   m.layers[1].up_proj.dense = Tensor::from_float("model.layers.1.mlp.up_proj.weight", {44, 32}, v, DType::F32);
   CHECK_THROWS_WITH(check_finite(m), Catch::Contains("model.layers.1.mlp.up_proj.weight") && Catch::Contains("element 17"));
 }
-
-TEST_CASE("shared stories260K loads with the manifest's architecture") {
-  const std::string path = test::data_file("models/stories260K/stories260K.bin");
-  if (path.empty()) {
-    WARN("SKIPPED: " << test::require_data("models/stories260K/stories260K.bin"));
-    return;
-  }
-  const Model m = load_model(path);
-  CHECK(m.config.dim == 64);
-  CHECK(m.config.hidden_dim == 172);
-  CHECK(m.config.n_layers == 5);
-  CHECK(m.config.n_heads == 8);
-  CHECK(m.config.n_kv_heads == 4);
-  CHECK(m.config.vocab_size == 512);
-  CHECK(m.config.max_seq_len == 512);
-  CHECK(m.config.tied_embeddings);
-  CHECK(m.parameter_count() == 260032);
-}
