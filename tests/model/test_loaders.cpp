@@ -35,6 +35,33 @@ TEST_CASE("a llama2.c checkpoint and its HF export compute the same logits") {
   CHECK(qb::test::max_rel_diff(logits_of(a, tokens), logits_of(b, tokens)) < 1e-5);
 }
 
+TEST_CASE("an HF model split into shards by model.safetensors.index.json loads the same weights") {
+  const std::string dir = test::temp_dir("shards");
+  const Model m = test::random_model(test::small_config(false), 21);
+  test::write_hf_dir(m, dir);
+  // Re-write the single file as two shards: the embedding alone, everything else.
+  std::vector<SafetensorsBlob> first, second;
+  nlohmann::json weight_map = nlohmann::json::object();
+  {
+    SafetensorsFile f(dir + "/model.safetensors");
+    for (const auto& [name, e] : f.entries()) {
+      const bool in_first = name == "model.embed_tokens.weight";
+      (in_first ? first : second).push_back({name, e.dtype, e.shape, std::vector<uint8_t>(e.data, e.data + e.nbytes)});
+      weight_map[name] = in_first ? "model-00001-of-00002.safetensors" : "model-00002-of-00002.safetensors";
+    }
+  }
+  std::remove((dir + "/model.safetensors").c_str());
+  write_safetensors(dir + "/model-00001-of-00002.safetensors", first);
+  write_safetensors(dir + "/model-00002-of-00002.safetensors", second);
+  write_file_atomic(dir + "/model.safetensors.index.json", nlohmann::json{{"weight_map", weight_map}}.dump());
+  const Model sharded = load_model(dir);
+  const std::vector<int> tokens{1, 2, 3, 50, 7};
+  CHECK(qb::test::max_rel_diff(logits_of(sharded, tokens), logits_of(m, tokens)) == 0.0);
+
+  std::remove((dir + "/model-00002-of-00002.safetensors").c_str());
+  CHECK_THROWS_WITH(load_model(dir), Catch::Contains("model-00002-of-00002.safetensors: cannot open"));
+}
+
 TEST_CASE("HF loader refuses bad configs and shapes, naming file and field") {
   const std::string dir = test::temp_dir("hf-bad");
   Model m = test::random_model(test::small_config(false), 3);
