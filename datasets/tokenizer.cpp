@@ -24,13 +24,6 @@ std::vector<int> Tokenizer::encode(const std::string& text) const {
   return ids;
 }
 
-std::string Tokenizer::decode(const std::vector<int>& ids) const {
-  std::string text;
-  const auto status = sp_->Decode(ids, &text);
-  if (!status.ok()) fail(path_, "decoding failed: " + status.ToString());
-  return text;
-}
-
 int Tokenizer::vocab_size() const { return sp_->GetPieceSize(); }
 int Tokenizer::bos_id() const { return sp_->bos_id(); }
 

@@ -17,7 +17,6 @@ class Tokenizer {
   Tokenizer(Tokenizer&&) noexcept;
   // Token ids of `text`, with no BOS/EOS added (callers place BOS as their protocol says).
   std::vector<int> encode(const std::string& text) const;
-  std::string decode(const std::vector<int>& ids) const;
   int vocab_size() const;
   int bos_id() const;
   const std::string& path() const { return path_; }
