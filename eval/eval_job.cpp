@@ -150,6 +150,7 @@ static std::string resolve_device(const std::string& requested) {
   const std::string why = kernels::cuda_unavailable_reason();
   if (why.empty()) return "cuda";
   if (requested == "cuda") fail("--device", why);
+  std::fprintf(stderr, "note: evaluating on the CPU (%s)\n", why.c_str());
 #else
   if (requested == "cuda") fail("--device", "this build has no CUDA backend (configure with -DQUANTBENCH_CUDA=ON)");
 #endif
