@@ -51,9 +51,12 @@ class DeviceBuffer {
   size_t bytes_ = 0;
 };
 
+// A blocking stream (not cudaStreamNonBlocking): the weight uploads, the RoPE tables and the W4A16
+// workspace's one-time zeroing are synchronous cudaMemcpy/cudaMemset on the legacy default stream,
+// which returns before the copy or fill has landed; only a blocking stream waits for them.
 class CudaStream {
  public:
-  CudaStream() { QB_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking)); }
+  CudaStream() { QB_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamDefault)); }
   ~CudaStream() { cudaStreamDestroy(stream_); }
   CudaStream(const CudaStream&) = delete;
   CudaStream& operator=(const CudaStream&) = delete;
@@ -347,6 +350,7 @@ void CudaBackend::prepare_window(int n_tokens) {
   }
   if (n_tokens == planned_tokens_) return;
   // Plans are per m (= window length): the dispatcher's kernel choice and split-K depend on it.
+  planned_tokens_ = 0;  // until every plan and the workspace are in place: a throw must not leave stale plans
   size_t workspace_bytes = 0;
   for (auto& layer : layers_)
     for (DeviceLinear* l : {&layer.q, &layer.k, &layer.v, &layer.o, &layer.gate, &layer.up, &layer.down})
