@@ -143,8 +143,6 @@ static MethodRun build_method(const MethodSpec& spec, const Model& fp16, const E
 
 // "cpu" or "cuda" for --device cpu|cuda|auto: auto takes the GPU when one is usable.
 static std::string resolve_device(const std::string& requested) {
-  if (requested != "cpu" && requested != "cuda" && requested != "auto")
-    fail("--device", "'" + requested + "' is not cpu, cuda or auto");
   if (requested == "cpu") return "cpu";
 #ifdef QB_HAVE_CUDA
   const std::string why = kernels::cuda_unavailable_reason();
@@ -174,7 +172,8 @@ static nlohmann::json device_json_for(const std::string& device) {
 
 nlohmann::json run_eval(const EvalOptions& o) {
   validate_protocol(o.protocol);
-  std::string device = resolve_device(o.device);
+  if (o.device != "cpu" && o.device != "cuda" && o.device != "auto")
+    fail("--device", "'" + o.device + "' is not cpu, cuda or auto");
   const Model source = load_model(o.model_path);
   check_finite(source);
   const LlamaConfig& c = source.config;
@@ -194,6 +193,8 @@ nlohmann::json run_eval(const EvalOptions& o) {
     if (protocol.stride >= protocol.ctx) protocol.stride = 0;
   }
   const std::vector<Window> windows = plan_windows(text_tokens, tokenizer.bos_id(), protocol, dataset.path);
+
+  std::string device = resolve_device(o.device);  // after the inputs are known to be good
 
   // The FP16 reference always runs first: deltas, KL and agreement are measured against it.
   const Model fp16 = to_fp16(source);
