@@ -51,15 +51,6 @@ std::vector<MethodSpec> parse_methods(const std::string& list, int default_bits,
   return out;
 }
 
-std::string find_tokenizer(const std::string& model_path, int vocab_size) {
-  const std::string dir = is_directory(model_path) ? model_path : model_path.substr(0, model_path.find_last_of('/') + 1);
-  for (const std::string& name : {std::string("tokenizer.model"), "tok" + std::to_string(vocab_size) + ".model"}) {
-    const std::string p = (dir.empty() || dir.back() == '/' ? dir : dir + "/") + name;
-    if (file_exists(p)) return p;
-  }
-  fail(model_path, "no tokenizer.model beside the model; name one with --tokenizer");
-}
-
 static nlohmann::json model_json(const Model& m) {
   const LlamaConfig& c = m.config;
   nlohmann::json by_dtype = nlohmann::json::object();
@@ -177,12 +168,11 @@ nlohmann::json run_eval(const EvalOptions& o) {
   const Model source = load_model(o.model_path);
   check_finite(source);
   const LlamaConfig& c = source.config;
-  const std::string tokenizer_path = o.tokenizer_path.empty() ? find_tokenizer(o.model_path, c.vocab_size)
-                                                              : o.tokenizer_path;
+  const std::string tokenizer_path =
+      o.tokenizer_path.empty() ? tokenizer_beside(o.model_path, c.vocab_size) : o.tokenizer_path;
+  if (tokenizer_path.empty()) fail(o.model_path, "no tokenizer.model beside the model; name one with --tokenizer");
   const Tokenizer tokenizer(tokenizer_path);
-  if (tokenizer.vocab_size() != c.vocab_size)
-    fail(tokenizer_path, "vocab size " + std::to_string(tokenizer.vocab_size()) + " does not match the model's vocab_size " +
-                             std::to_string(c.vocab_size));
+  tokenizer.require_vocab_size(c.vocab_size);
 
   const TextDataset dataset = load_text_dataset(o.dataset_path, o.dataset_format);
   const std::vector<int> text_tokens = tokenizer.encode(dataset.text);

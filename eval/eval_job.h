@@ -44,8 +44,4 @@ struct EvalOptions {
 
 nlohmann::json run_eval(const EvalOptions& options);
 
-// The tokenizer file for a model path: a file given as is, else tokenizer.model in the model's
-// directory (or beside the .bin), else tok<vocab>.model beside a llama2.c .bin.
-std::string find_tokenizer(const std::string& model_path, int vocab_size);
-
 }  // namespace qb

@@ -15,12 +15,6 @@
 namespace qb::cli {
 namespace {
 
-std::string directory_of(const std::string& path) {
-  if (is_directory(path)) return path;
-  const size_t slash = path.find_last_of('/');
-  return slash == std::string::npos ? "." : path.substr(0, slash);
-}
-
 // out: checkpoint directory ("" for none); report_path: the report alone ("" for none).
 int run_quantize(const QuantizeOptions& options, const std::string& model_path, std::string tokenizer_path,
                  const std::string& out, const std::string& report_path) {
@@ -32,15 +26,12 @@ int run_quantize(const QuantizeOptions& options, const std::string& model_path, 
   check_finite(source);
   // Refuse what the format cannot hold before a long calibration run.
   if (!out.empty()) check_awq_storable(source.config, options.bits, options.group_size);
-  if (tokenizer_path.empty() && file_exists(directory_of(model_path) + "/tokenizer.model"))
-    tokenizer_path = directory_of(model_path) + "/tokenizer.model";
+  if (tokenizer_path.empty()) tokenizer_path = tokenizer_beside(model_path, source.config.vocab_size);
   std::unique_ptr<Tokenizer> tokenizer;
   if (options.method == "awq") {
     if (tokenizer_path.empty()) fail(model_path, "AWQ needs --tokenizer (no tokenizer.model beside the model)");
     tokenizer = std::make_unique<Tokenizer>(tokenizer_path);
-    if (tokenizer->vocab_size() != source.config.vocab_size)
-      fail(tokenizer_path, "vocabulary of " + std::to_string(tokenizer->vocab_size()) + " tokens, the model has " +
-                               std::to_string(source.config.vocab_size));
+    tokenizer->require_vocab_size(source.config.vocab_size);
   }
   const Model fp16 = to_fp16(source);
   const QuantizeResult result = quantize_model(fp16, options, tokenizer.get());
