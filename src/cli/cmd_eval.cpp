@@ -4,9 +4,8 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <map>
-#include <dirent.h>
-#include <sys/stat.h>
 
 #include "cli/commands.h"
 #include "common/error.h"
@@ -26,46 +25,26 @@ std::string find_data_dir(const std::string& flag) {
   return "";
 }
 
-// Files below `dir` (recursively), each with its size; a directory holding config.json counts as
-// one model whose size is the sum of its files.
-void walk(const std::string& dir, std::vector<std::pair<std::string, size_t>>& out) {
-  DIR* d = opendir(dir.c_str());
-  if (!d) return;
-  while (dirent* e = readdir(d)) {
-    const std::string name = e->d_name;
-    if (name == "." || name == "..") continue;
-    const std::string path = dir + "/" + name;
-    struct stat st {};
-    if (stat(path.c_str(), &st) != 0) continue;
-    if (S_ISDIR(st.st_mode)) {
-      walk(path, out);
-    } else {
-      out.emplace_back(path, static_cast<size_t>(st.st_size));
-    }
-  }
-  closedir(d);
-}
-
-// The largest model under data/models: an HF directory (config.json) or a llama2.c .bin.
+// The largest model under data/models: an HF directory (config.json; its size is the sum of its
+// files) or a llama2.c .bin (tok*.bin files are tokenizers). "" when there is none.
 std::string find_largest_model(const std::string& data) {
-  std::vector<std::pair<std::string, size_t>> files;
-  walk(data + "/models", files);
-  std::string best;
-  size_t best_size = 0;
-  std::map<std::string, size_t> hf_dirs;
-  for (const auto& [path, size] : files) {
-    const std::string dir = path.substr(0, path.find_last_of('/'));
-    if (file_exists(dir + "/config.json")) {
-      hf_dirs[dir] += size;
-    } else if (path.size() > 4 && path.compare(path.size() - 4, 4, ".bin") == 0 &&
-               path.compare(dir.size() + 1, 3, "tok") != 0 && size > best_size) {  // tok*.bin: tokenizers
-      best = path;
-      best_size = size;
-    }
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  std::map<std::string, uintmax_t> candidates;
+  for (fs::recursive_directory_iterator it(data + "/models", ec), end; !ec && it != end; it.increment(ec)) {
+    if (!it->is_regular_file(ec)) continue;
+    const fs::path& path = it->path();
+    const fs::path dir = path.parent_path();
+    if (fs::exists(dir / "config.json", ec))
+      candidates[dir.string()] += it->file_size(ec);
+    else if (path.extension() == ".bin" && path.filename().string().rfind("tok", 0) != 0)
+      candidates[path.string()] = it->file_size(ec);
   }
-  for (const auto& [dir, size] : hf_dirs)
+  std::string best;
+  uintmax_t best_size = 0;
+  for (const auto& [path, size] : candidates)
     if (size > best_size) {
-      best = dir;
+      best = path;
       best_size = size;
     }
   return best;
@@ -160,14 +139,14 @@ CommandRegistration reg{
         std::string methods = a->methods;
         if (o.model_path.empty() || o.dataset_path.empty()) {
           const std::string data = find_data_dir(a->data_dir);
-          if (data.empty() || (o.model_path.empty() && find_largest_model(data).empty())) {
+          if (!data.empty() && o.model_path.empty()) o.model_path = find_largest_model(data);
+          if (data.empty() || o.model_path.empty()) {
             std::fprintf(stderr,
                          "quantbench: no model found (no data folder: set QUANTBENCH_DATA or --data-dir); name one: "
                          "quantbench eval --model MODEL_DIR_OR_BIN [--tokenizer tokenizer.model] --dataset "
                          "wiki.test.raw\n");
             return 2;
           }
-          if (o.model_path.empty()) o.model_path = find_largest_model(data);
           if (o.dataset_path.empty())
             o.dataset_path = first_existing(data, {"text/wikitext-2-raw/wiki.test.raw", "text/wikitext-2/test.txt"});
           if (o.dataset_path.empty()) fail(data, "no dataset found (text/wikitext-2-raw/wiki.test.raw); name one with --dataset");
