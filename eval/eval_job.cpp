@@ -51,10 +51,15 @@ std::vector<MethodSpec> parse_methods(const std::string& list, int default_bits,
   return out;
 }
 
-static nlohmann::json model_json(const Model& m) {
-  const LlamaConfig& c = m.config;
+// {"F16": bytes, "Q4": bytes, ...}: the model's weight bytes as stored, by dtype.
+static nlohmann::json bytes_by_dtype_json(const Model& m) {
   nlohmann::json by_dtype = nlohmann::json::object();
   for (const auto& [name, bytes] : m.weight_bytes_by_dtype()) by_dtype[name] = bytes;
+  return by_dtype;
+}
+
+static nlohmann::json model_json(const Model& m) {
+  const LlamaConfig& c = m.config;
   return {{"path", m.path},
           {"format", m.format},
           {"architecture",
@@ -62,7 +67,7 @@ static nlohmann::json model_json(const Model& m) {
             {"n_kv_heads", c.n_kv_heads}, {"vocab_size", c.vocab_size}, {"max_seq_len", c.max_seq_len},
             {"rope_theta", c.rope_theta}, {"norm_eps", c.norm_eps}, {"tied_embeddings", c.tied_embeddings}}},
           {"parameters", m.parameter_count()},
-          {"weight_bytes_by_dtype", by_dtype}};
+          {"weight_bytes_by_dtype", bytes_by_dtype_json(m)}};
 }
 
 // One evaluated weight format: its model, backend and running sums.
@@ -237,8 +242,6 @@ nlohmann::json run_eval(const EvalOptions& o) {
   for (auto& r : runs) {
     const double ppl = std::exp(r.nll.mean());
     const bool is_ref = &r == &runs.front();
-    nlohmann::json by_dtype = nlohmann::json::object();
-    for (const auto& [name, bytes] : r.model.weight_bytes_by_dtype()) by_dtype[name] = bytes;
     nlohmann::json entry = {{"method", r.spec.method},
          {"label", r.spec.label()},
          {"quantization", r.quantization},
@@ -258,7 +261,7 @@ nlohmann::json run_eval(const EvalOptions& o) {
          {"size",
           {{"weight_bytes", r.model.weight_bytes()},
            {"saving_vs_fp16", double(ref_bytes) / r.model.weight_bytes()},
-           {"bytes_by_dtype", by_dtype}}},
+           {"bytes_by_dtype", bytes_by_dtype_json(r.model)}}},
          {"speed", {{"device", r.backend->device()}, {"tokens_per_s", r.tokens_run / r.seconds}, {"seconds", r.seconds}}}};
     if (!r.layers.is_null()) entry["layers"] = r.layers;
     methods.push_back(std::move(entry));
@@ -287,6 +290,7 @@ nlohmann::json run_eval(const EvalOptions& o) {
   for (auto& e : catalog) e["method"] = e["label"];  // one column per evaluated setting (w3 and w4 apart)
   vram["catalog"] = catalog;
 
+  const nlohmann::json protocol_doc = protocol_json(protocol);
   return {{"schema", "quantbench.run"},
           {"schema_version", "1.0"},
           {"kind", "eval"},
@@ -298,9 +302,9 @@ nlohmann::json run_eval(const EvalOptions& o) {
           {"tokenizer",
            {{"path", tokenizer_path},
             {"vocab_size", tokenizer.vocab_size()},
-            {"bos", protocol_json(protocol)["bos"]}}},
+            {"bos", protocol_doc["bos"]}}},
           {"dataset", dataset_json(dataset, text_tokens.size())},
-          {"protocol", protocol_json(protocol)},
+          {"protocol", protocol_doc},
           {"methods", methods},
           {"vram", vram}};
 }
