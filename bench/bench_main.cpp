@@ -25,6 +25,7 @@
 #include "bench/bench_report.h"
 #include "common/error.h"
 #include "kernels/cuda_check.h"
+#include "kernels/cuda_resources.h"
 #include "kernels/device_probe.h"
 #include "kernels/gemm_fp16.h"
 #include "kernels/w4a16.h"
@@ -40,46 +41,20 @@ constexpr int kSamples = 50;
 // The L2 flush buffer is this many times the L2 size, so no line of the previous launch survives.
 constexpr int kFlushL2Multiple = 2;
 
-// Device memory freed on scope exit.
-template <typename T>
-class DeviceBuffer {
- public:
-  explicit DeviceBuffer(size_t count) : bytes_(count * sizeof(T)) {
-    if (bytes_ > 0) QB_CUDA_CHECK(cudaMalloc(&ptr_, bytes_));
-  }
-  ~DeviceBuffer() { cudaFree(ptr_); }
-  DeviceBuffer(const DeviceBuffer&) = delete;
-  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
-  T* get() const { return static_cast<T*>(ptr_); }
-  size_t bytes() const { return bytes_; }
-
- private:
-  void* ptr_ = nullptr;
-  size_t bytes_;
-};
-
 // What every benchmark shares: stream, events, flush buffer, cuBLAS handle, the probed device.
 struct Harness {
   explicit Harness(kernels::DeviceProbe probe)
-      : device(std::move(probe)), flush(static_cast<size_t>(kFlushL2Multiple) * std::max<int64_t>(device.l2_bytes, 1)) {
-    QB_CUDA_CHECK(cudaStreamCreate(&stream));
-    QB_CUDA_CHECK(cudaEventCreate(&start));
-    QB_CUDA_CHECK(cudaEventCreate(&stop));
-  }
-  ~Harness() {
-    cudaEventDestroy(start);
-    cudaEventDestroy(stop);
-    cudaStreamDestroy(stream);
-  }
+      : device(std::move(probe)), flush(static_cast<size_t>(kFlushL2Multiple) * std::max<int64_t>(device.l2_bytes, 1)) {}
   void flush_l2(int sample) {
-    QB_CUDA_CHECK(cudaMemsetAsync(flush.get(), sample & 0xff, flush.bytes(), stream));
+    QB_CUDA_CHECK(cudaMemsetAsync(flush.as<void>(), sample & 0xff, flush.bytes(), stream));
   }
 
   kernels::DeviceProbe device;
-  DeviceBuffer<unsigned char> flush;
+  kernels::DeviceBuffer flush;
   kernels::CublasHandle cublas;
-  cudaStream_t stream = nullptr;
-  cudaEvent_t start = nullptr, stop = nullptr;
+  kernels::CudaStream owned_stream;
+  cudaStream_t stream = owned_stream.get();
+  kernels::CudaEvent start, stop;
 };
 
 // A benchmark's declaration: the work of one launch and the launch itself (enqueued on the
@@ -107,12 +82,12 @@ void measure(benchmark::State& state, Harness& h, const Work& work) {
   std::vector<double> seconds;
   for (auto _ : state) {
     h.flush_l2(static_cast<int>(seconds.size()));
-    QB_CUDA_CHECK(cudaEventRecord(h.start, h.stream));
+    QB_CUDA_CHECK(cudaEventRecord(h.start.get(), h.stream));
     work.launch();
-    QB_CUDA_CHECK(cudaEventRecord(h.stop, h.stream));
-    QB_CUDA_CHECK(cudaEventSynchronize(h.stop));
+    QB_CUDA_CHECK(cudaEventRecord(h.stop.get(), h.stream));
+    QB_CUDA_CHECK(cudaEventSynchronize(h.stop.get()));
     float ms = 0;
-    QB_CUDA_CHECK(cudaEventElapsedTime(&ms, h.start, h.stop));
+    QB_CUDA_CHECK(cudaEventElapsedTime(&ms, h.start.get(), h.stop.get()));
     state.SetIterationTime(ms * 1e-3);
     seconds.push_back(ms * 1e-3);
   }
@@ -140,29 +115,31 @@ void measure(benchmark::State& state, Harness& h, const Work& work) {
 
 void bench_fp16(benchmark::State& state, Harness& h, const BenchCase& c) {
   const size_t m = c.m, n = c.n, k = c.k;
-  DeviceBuffer<__half> x(m * k), w(n * k), y(m * n);
-  fill_random_halves(x.get(), m * k, -1.0f, 1.0f, 1, h.stream);
-  fill_random_halves(w.get(), n * k, -0.05f, 0.05f, 2, h.stream);
+  kernels::DeviceBuffer x(m * k * sizeof(__half)), w(n * k * sizeof(__half)), y(m * n * sizeof(__half));
+  fill_random_halves(x.as<__half>(), m * k, -1.0f, 1.0f, 1, h.stream);
+  fill_random_halves(w.as<__half>(), n * k, -0.05f, 0.05f, 2, h.stream);
   const Work work{case_flops(c), case_bytes(c, kMethodFp16), "cublas-gemm-fp16", [&] {
-                    kernels::gemm_fp16(h.cublas.get(), x.get(), w.get(), y.get(), c.m, c.n, c.k, h.stream);
+                    kernels::gemm_fp16(h.cublas.get(), x.as<__half>(), w.as<__half>(), y.as<__half>(), c.m, c.n, c.k,
+                                       h.stream);
                   }};
   measure(state, h, work);
 }
 
 void bench_w4a16(benchmark::State& state, Harness& h, const BenchCase& c) {
   const size_t m = c.m, n = c.n, k = c.k, groups = c.k / c.group_size;
-  DeviceBuffer<__half> x(m * k), y(m * n), scales(groups * n);
-  DeviceBuffer<int32_t> qweight(k * n / 8), qzeros(groups * n / 8);
-  fill_random_halves(x.get(), m * k, -1.0f, 1.0f, 1, h.stream);
-  fill_random_words(qweight.get(), k * n / 8, 3, h.stream);
-  fill_random_words(qzeros.get(), groups * n / 8, 4, h.stream);
-  fill_random_halves(scales.get(), groups * n, 0.002f, 0.02f, 5, h.stream);
-  const kernels::AwqWeightView weight{qweight.get(), qzeros.get(), scales.get(), c.n, c.k, c.group_size};
+  kernels::DeviceBuffer x(m * k * sizeof(__half)), y(m * n * sizeof(__half)), scales(groups * n * sizeof(__half));
+  kernels::DeviceBuffer qweight(k * n / 8 * sizeof(int32_t)), qzeros(groups * n / 8 * sizeof(int32_t));
+  fill_random_halves(x.as<__half>(), m * k, -1.0f, 1.0f, 1, h.stream);
+  fill_random_words(qweight.as<int32_t>(), k * n / 8, 3, h.stream);
+  fill_random_words(qzeros.as<int32_t>(), groups * n / 8, 4, h.stream);
+  fill_random_halves(scales.as<__half>(), groups * n, 0.002f, 0.02f, 5, h.stream);
+  const kernels::AwqWeightView weight{qweight.as<int32_t>(), qzeros.as<int32_t>(), scales.as<__half>(), c.n, c.k, c.group_size};
   const kernels::W4A16Plan plan = kernels::plan_w4a16(c.m, c.n, c.k, c.group_size);
-  DeviceBuffer<unsigned char> workspace(plan.workspace_bytes);
-  QB_CUDA_CHECK(cudaMemsetAsync(workspace.get(), 0, workspace.bytes(), h.stream));  // once: see w4a16.h
+  kernels::DeviceBuffer workspace(plan.workspace_bytes);
+  QB_CUDA_CHECK(cudaMemsetAsync(workspace.as<void>(), 0, workspace.bytes(), h.stream));  // once: see w4a16.h
   const Work work{case_flops(c), case_bytes(c, kMethodW4A16), kernels::kernel_name(plan.kernel), [&] {
-                    kernels::w4a16_gemm(plan, x.get(), weight, y.get(), workspace.get(), h.cublas.get(), h.stream);
+                    kernels::w4a16_gemm(plan, x.as<__half>(), weight, y.as<__half>(), workspace.as<void>(),
+                                        h.cublas.get(), h.stream);
                   }};
   measure(state, h, work);
 }

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "kernels/cuda_check.h"
+#include "kernels/cuda_resources.h"
 #include "kernels/gemm_fp16.h"
 
 namespace qb::kernels {
@@ -17,39 +18,19 @@ std::string cuda_version_text(int version) {  // 13000 -> "13.0"
 }
 
 // Device memory released on scope exit (the probe may throw between allocations).
-struct DeviceBuffer {
-  explicit DeviceBuffer(size_t bytes) { QB_CUDA_CHECK(cudaMalloc(&ptr, bytes)); }
-  ~DeviceBuffer() { cudaFree(ptr); }
-  DeviceBuffer(const DeviceBuffer&) = delete;
-  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
-  void* ptr = nullptr;
-};
-
-struct Events {
-  Events() {
-    QB_CUDA_CHECK(cudaEventCreate(&start));
-    QB_CUDA_CHECK(cudaEventCreate(&stop));
-  }
-  ~Events() {
-    cudaEventDestroy(start);
-    cudaEventDestroy(stop);
-  }
-  cudaEvent_t start = nullptr, stop = nullptr;
-};
-
 // Median seconds of kProbeSamples runs of `work` (after one untimed warm-up run).
 template <typename Work>
 double median_seconds(cudaStream_t stream, Work&& work) {
-  Events ev;
+  CudaEvent start, stop;
   work();
   std::vector<double> seconds;
   for (int i = 0; i < kProbeSamples; ++i) {
-    QB_CUDA_CHECK(cudaEventRecord(ev.start, stream));
+    QB_CUDA_CHECK(cudaEventRecord(start.get(), stream));
     work();
-    QB_CUDA_CHECK(cudaEventRecord(ev.stop, stream));
-    QB_CUDA_CHECK(cudaEventSynchronize(ev.stop));
+    QB_CUDA_CHECK(cudaEventRecord(stop.get(), stream));
+    QB_CUDA_CHECK(cudaEventSynchronize(stop.get()));
     float ms = 0;
-    QB_CUDA_CHECK(cudaEventElapsedTime(&ms, ev.start, ev.stop));
+    QB_CUDA_CHECK(cudaEventElapsedTime(&ms, start.get(), stop.get()));
     seconds.push_back(ms * 1e-3);
   }
   std::nth_element(seconds.begin(), seconds.begin() + seconds.size() / 2, seconds.end());
@@ -95,40 +76,34 @@ DeviceProbe describe_device(int device) {
 DeviceProbe probe_device(int device) {
   DeviceProbe d = describe_device(device);
   QB_CUDA_CHECK(cudaSetDevice(device));
-  cudaStream_t stream = nullptr;
-  QB_CUDA_CHECK(cudaStreamCreate(&stream));
-  try {
-    // Copy bandwidth: 1 GiB each way (or 1/8 of memory on small cards), far beyond any L2.
-    const size_t copy_bytes = std::min<size_t>(size_t(1) << 30, static_cast<size_t>(d.memory_bytes) / 8);
-    {
-      DeviceBuffer src(copy_bytes), dst(copy_bytes);
-      QB_CUDA_CHECK(cudaMemsetAsync(src.ptr, 0, copy_bytes, stream));
-      const double s = median_seconds(stream, [&] {
-        QB_CUDA_CHECK(cudaMemcpyAsync(dst.ptr, src.ptr, copy_bytes, cudaMemcpyDeviceToDevice, stream));
-      });
-      d.peak_bandwidth_gbps = 2.0 * copy_bytes / s / 1e9;  // read + write
-    }
-    // Tensor throughput: cuBLAS FP16 GEMM on non-zero data (all-zero inputs draw less power and
-    // can boost clocks above what real data gets): every half 0x3C3C = 1.0586, so y = 8192 * 1.12
-    // = 9180, well inside fp16.
-    {
-      const size_t elems = static_cast<size_t>(kProbeGemmSize) * kProbeGemmSize;
-      DeviceBuffer x(elems * sizeof(__half)), w(elems * sizeof(__half)), y(elems * sizeof(__half));
-      QB_CUDA_CHECK(cudaMemsetAsync(x.ptr, 0x3C, elems * sizeof(__half), stream));
-      QB_CUDA_CHECK(cudaMemsetAsync(w.ptr, 0x3C, elems * sizeof(__half), stream));
-      CublasHandle cublas;
-      const int s_ = kProbeGemmSize;
-      const double s = median_seconds(stream, [&] {
-        gemm_fp16(cublas.get(), static_cast<const __half*>(x.ptr), static_cast<const __half*>(w.ptr),
-                  static_cast<__half*>(y.ptr), s_, s_, s_, stream);
-      });
-      d.peak_fp16_tflops = 2.0 * s_ * s_ * static_cast<double>(s_) / s / 1e12;
-    }
-  } catch (...) {
-    cudaStreamDestroy(stream);
-    throw;
+  const CudaStream owned_stream;
+  const cudaStream_t stream = owned_stream.get();
+  // Copy bandwidth: 1 GiB each way (or 1/8 of memory on small cards), far beyond any L2.
+  const size_t copy_bytes = std::min<size_t>(size_t(1) << 30, static_cast<size_t>(d.memory_bytes) / 8);
+  {
+    DeviceBuffer src(copy_bytes), dst(copy_bytes);
+    QB_CUDA_CHECK(cudaMemsetAsync(src.as<void>(), 0, copy_bytes, stream));
+    const double s = median_seconds(stream, [&] {
+      QB_CUDA_CHECK(cudaMemcpyAsync(dst.as<void>(), src.as<void>(), copy_bytes, cudaMemcpyDeviceToDevice, stream));
+    });
+    d.peak_bandwidth_gbps = 2.0 * copy_bytes / s / 1e9;  // read + write
   }
-  QB_CUDA_CHECK(cudaStreamDestroy(stream));
+  // Tensor throughput: cuBLAS FP16 GEMM on non-zero data (all-zero inputs draw less power and
+  // can boost clocks above what real data gets): every half 0x3C3C = 1.0586, so y = 8192 * 1.12
+  // = 9180, well inside fp16.
+  {
+    const size_t elems = static_cast<size_t>(kProbeGemmSize) * kProbeGemmSize;
+    DeviceBuffer x(elems * sizeof(__half)), w(elems * sizeof(__half)), y(elems * sizeof(__half));
+    QB_CUDA_CHECK(cudaMemsetAsync(x.as<void>(), 0x3C, elems * sizeof(__half), stream));
+    QB_CUDA_CHECK(cudaMemsetAsync(w.as<void>(), 0x3C, elems * sizeof(__half), stream));
+    CublasHandle cublas;
+    const int s_ = kProbeGemmSize;
+    const double s = median_seconds(stream, [&] {
+      gemm_fp16(cublas.get(), x.as<const __half>(), w.as<const __half>(),
+                y.as<__half>(), s_, s_, s_, stream);
+    });
+    d.peak_fp16_tflops = 2.0 * s_ * s_ * static_cast<double>(s_) / s / 1e12;
+  }
   return d;
 }
 

@@ -15,6 +15,7 @@
 #include "gpu/cuda_backend_testing.h"
 #include "gpu/forward_kernels.h"
 #include "kernels/cuda_check.h"
+#include "kernels/cuda_resources.h"
 #include "kernels/gemm_fp16.h"
 #include "kernels/w4a16.h"
 #include "quant/awq_format.h"
@@ -22,61 +23,10 @@
 namespace qb {
 namespace {
 
-// Device memory owned by one object. cudaFree errors in the destructor are ignored: there is
-// nothing left to do about them, and a sticky error resurfaces at the next checked call.
-class DeviceBuffer {
- public:
-  DeviceBuffer() = default;
-  explicit DeviceBuffer(size_t bytes) : bytes_(bytes) {
-    if (bytes > 0) QB_CUDA_CHECK(cudaMalloc(&ptr_, bytes));
-  }
-  ~DeviceBuffer() {
-    if (ptr_) cudaFree(ptr_);
-  }
-  DeviceBuffer(DeviceBuffer&& other) noexcept { *this = std::move(other); }
-  DeviceBuffer& operator=(DeviceBuffer&& other) noexcept {
-    std::swap(ptr_, other.ptr_);
-    std::swap(bytes_, other.bytes_);
-    return *this;
-  }
-  DeviceBuffer(const DeviceBuffer&) = delete;
-  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+using kernels::CudaEvent;
+using kernels::CudaStream;
+using kernels::DeviceBuffer;
 
-  template <typename T>
-  T* as() const { return static_cast<T*>(ptr_); }
-  size_t bytes() const { return bytes_; }
-
- private:
-  void* ptr_ = nullptr;
-  size_t bytes_ = 0;
-};
-
-// A blocking stream (not cudaStreamNonBlocking): the weight uploads, the RoPE tables and the W4A16
-// workspace's one-time zeroing are synchronous cudaMemcpy/cudaMemset on the legacy default stream,
-// which returns before the copy or fill has landed; only a blocking stream waits for them.
-class CudaStream {
- public:
-  CudaStream() { QB_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamDefault)); }
-  ~CudaStream() { cudaStreamDestroy(stream_); }
-  CudaStream(const CudaStream&) = delete;
-  CudaStream& operator=(const CudaStream&) = delete;
-  cudaStream_t get() const { return stream_; }
-
- private:
-  cudaStream_t stream_ = nullptr;
-};
-
-class CudaEvent {
- public:
-  CudaEvent() { QB_CUDA_CHECK(cudaEventCreate(&event_)); }
-  ~CudaEvent() { cudaEventDestroy(event_); }
-  CudaEvent(const CudaEvent&) = delete;
-  CudaEvent& operator=(const CudaEvent&) = delete;
-  cudaEvent_t get() const { return event_; }
-
- private:
-  cudaEvent_t event_ = nullptr;
-};
 
 int64_t device_used_bytes() {
   size_t free_bytes = 0, total_bytes = 0;
@@ -231,6 +181,9 @@ class CudaBackend final : public LogitsBackend {
   mutable double gpu_seconds_ = 0.0;
   mutable bool timing_open_ = false;  // run() recorded start_ and score() has not closed it yet
 
+  // A blocking stream (not cudaStreamNonBlocking): the weight uploads, the RoPE tables and the W4A16
+  // workspace's one-time zeroing are synchronous cudaMemcpy/cudaMemset on the legacy default stream,
+  // which returns before the copy or fill has landed; only a blocking stream waits for them.
   std::unique_ptr<CudaStream> stream_;
   std::unique_ptr<CudaEvent> start_, stop_;
   std::unique_ptr<kernels::CublasHandle> cublas_;

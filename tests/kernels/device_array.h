@@ -6,36 +6,34 @@
 #include <vector>
 
 #include "kernels/cuda_check.h"
+#include "kernels/cuda_resources.h"
 
 namespace qb::test {
 
 template <typename T>
 class DeviceArray {
  public:
-  explicit DeviceArray(size_t count) : count_(count) { QB_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&ptr_), bytes())); }
+  explicit DeviceArray(size_t count) : count_(count), buffer_(count * sizeof(T)) {}
   explicit DeviceArray(const std::vector<T>& host) : DeviceArray(host.size()) { upload(host); }
-  ~DeviceArray() { cudaFree(ptr_); }
-  DeviceArray(const DeviceArray&) = delete;
-  DeviceArray& operator=(const DeviceArray&) = delete;
 
-  T* get() const { return ptr_; }
-  size_t bytes() const { return count_ * sizeof(T); }
+  T* get() const { return buffer_.as<T>(); }
+  size_t bytes() const { return buffer_.bytes(); }
   void upload(const std::vector<T>& host) {
-    QB_CUDA_CHECK(cudaMemcpy(ptr_, host.data(), bytes(), cudaMemcpyHostToDevice));
+    QB_CUDA_CHECK(cudaMemcpy(get(), host.data(), bytes(), cudaMemcpyHostToDevice));
   }
   std::vector<T> download() const {
     std::vector<T> host(count_);
-    QB_CUDA_CHECK(cudaMemcpy(host.data(), ptr_, bytes(), cudaMemcpyDeviceToHost));
+    QB_CUDA_CHECK(cudaMemcpy(host.data(), get(), bytes(), cudaMemcpyDeviceToHost));
     return host;
   }
   // All bits set: every fp16 / fp32 element becomes NaN, so an element a kernel forgets to write
   // is caught.
-  void poison() { QB_CUDA_CHECK(cudaMemset(ptr_, 0xff, bytes())); }
-  void zero() { QB_CUDA_CHECK(cudaMemset(ptr_, 0, bytes())); }
+  void poison() { QB_CUDA_CHECK(cudaMemset(get(), 0xff, bytes())); }
+  void zero() { QB_CUDA_CHECK(cudaMemset(get(), 0, bytes())); }
 
  private:
-  T* ptr_ = nullptr;
   size_t count_;
+  kernels::DeviceBuffer buffer_;
 };
 
 }  // namespace qb::test
