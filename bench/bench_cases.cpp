@@ -4,28 +4,19 @@
 
 #include "common/error.h"
 #include "common/files.h"
+#include "model/block_linears.h"
 
 namespace qb::bench {
-namespace {
 
 using nlohmann::json;
 
-int positive_int(const json& object, const char* key, const std::string& where) {
-  if (!object.contains(key) || !object[key].is_number_integer() || object[key].get<long long>() < 1)
-    fail(where, std::string("'") + key + "' must be a positive integer");
-  return object[key].get<int>();
+std::vector<GemmShape> layer_gemms(const LlamaConfig& config) {
+  const auto dims = linear_dims(config);  // {out_features, in_features}
+  return {{"qkv", dims[kQ].first + dims[kK].first + dims[kV].first, dims[kQ].second},
+          {"o", dims[kO].first, dims[kO].second},
+          {"gate_up", dims[kGate].first + dims[kUp].first, dims[kGate].second},
+          {"down", dims[kDown].first, dims[kDown].second}};
 }
-
-// The (n, k) a layer's GEMM must have, from the model config.
-GemmShape expected_shape(const ModelShapes& m, const std::string& layer, const std::string& where) {
-  if (layer == "qkv") return {layer, (m.heads + 2 * m.kv_heads) * m.head_dim, m.hidden};
-  if (layer == "o") return {layer, m.hidden, m.heads * m.head_dim};
-  if (layer == "gate_up") return {layer, 2 * m.intermediate, m.hidden};
-  if (layer == "down") return {layer, m.hidden, m.intermediate};
-  fail(where, "unknown layer '" + layer + "' (qkv, o, gate_up, down)");
-}
-
-}  // namespace
 
 Catalog parse_catalog(const std::string& text, const std::string& where) {
   json doc;
@@ -34,46 +25,22 @@ Catalog parse_catalog(const std::string& text, const std::string& where) {
   } catch (const json::exception& e) {
     fail(where, std::string("invalid JSON: ") + e.what());
   }
-  if (!doc.is_object() || doc.value("schema", "") != "quantbench.model_shapes")
-    fail(where, "not a model-shape catalog (schema must be \"quantbench.model_shapes\")");
   Catalog catalog;
-  catalog.group_size = positive_int(doc, "group_size", where);
+  catalog.models = parse_catalog_models(doc, where);
+  if (!doc.contains("group_size") || !doc["group_size"].is_number_integer() || doc["group_size"].get<long long>() < 1)
+    fail(where, "'group_size' must be a positive integer");
+  catalog.group_size = doc["group_size"].get<int>();
   if (!doc.contains("m") || !doc["m"].is_array() || doc["m"].empty()) fail(where, "'m' must be a non-empty array");
   for (const json& m : doc["m"]) {
     if (!m.is_number_integer() || m.get<long long>() < 1) fail(where, "'m' holds " + m.dump() + ", not an integer >= 1");
     catalog.m.push_back(m.get<int>());
   }
-  if (!doc.contains("models") || !doc["models"].is_array() || doc["models"].empty())
-    fail(where, "'models' must be a non-empty array");
-  for (const json& jm : doc["models"]) {
-    ModelShapes model;
-    model.name = jm.value("name", "");
-    if (model.name.empty() || model.name.find('/') != std::string::npos)
-      fail(where, "a model has no name or a '/' in it");
-    const std::string at = where + ": model " + model.name;
-    if (!jm.contains("config") || !jm["config"].is_object()) fail(at, "'config' missing");
-    const json& cfg = jm["config"];
-    model.hidden = positive_int(cfg, "hidden", at);
-    model.intermediate = positive_int(cfg, "intermediate", at);
-    model.heads = positive_int(cfg, "heads", at);
-    model.kv_heads = positive_int(cfg, "kv_heads", at);
-    model.head_dim = positive_int(cfg, "head_dim", at);
-    model.vocab = positive_int(cfg, "vocab", at);
-    model.layers = positive_int(cfg, "layers", at);
-    if (!jm.contains("gemms") || !jm["gemms"].is_array() || jm["gemms"].empty()) fail(at, "'gemms' missing");
-    for (const json& jg : jm["gemms"]) {
-      GemmShape g{jg.value("layer", ""), positive_int(jg, "n", at), positive_int(jg, "k", at)};
-      const GemmShape want = expected_shape(model, g.layer, at);
-      if (g.n != want.n || g.k != want.k)
-        fail(at, "layer " + g.layer + " has n=" + std::to_string(g.n) + " k=" + std::to_string(g.k) +
-                     " but the config gives n=" + std::to_string(want.n) + " k=" + std::to_string(want.k));
+  for (const CatalogModel& model : catalog.models)
+    for (const GemmShape& g : layer_gemms(model.config))
       if (g.k % catalog.group_size != 0)
-        fail(at, "layer " + g.layer + ": k=" + std::to_string(g.k) + " is not a multiple of group_size " +
-                     std::to_string(catalog.group_size));
-      model.gemms.push_back(g);
-    }
-    catalog.models.push_back(model);
-  }
+        fail(where + ": model '" + model.name + "'", "layer " + g.layer + ": k=" + std::to_string(g.k) +
+                                                         " is not a multiple of group_size " +
+                                                         std::to_string(catalog.group_size));
   return catalog;
 }
 
@@ -81,8 +48,8 @@ Catalog load_catalog(const std::string& path) { return parse_catalog(read_text_f
 
 std::vector<BenchCase> expand_cases(const Catalog& catalog) {
   std::vector<BenchCase> cases;
-  for (const ModelShapes& model : catalog.models)
-    for (const GemmShape& g : model.gemms)
+  for (const CatalogModel& model : catalog.models)
+    for (const GemmShape& g : layer_gemms(model.config))
       for (int m : catalog.m) cases.push_back({model.name, g.layer, m, g.n, g.k, catalog.group_size});
   return cases;
 }
@@ -113,8 +80,8 @@ std::vector<BenchCase> select_shard(const std::vector<BenchCase>& cases, const S
   return mine;
 }
 
-std::string benchmark_name(const BenchCase& c, const std::string& method) {
-  return c.model + "/" + c.layer + "/m=" + std::to_string(c.m) + "/" + method;
+std::string benchmark_name(const BenchCase& c, const std::string& kernel) {
+  return c.model + "/" + c.layer + "/m=" + std::to_string(c.m) + "/" + kernel;
 }
 
 ParsedName parse_benchmark_name(const std::string& name) {
@@ -127,7 +94,7 @@ ParsedName parse_benchmark_name(const std::string& name) {
     start = slash + 1;
   }
   if (parts.size() < 4 || parts[2].rfind("m=", 0) != 0)
-    fail("benchmark '" + name + "'", "name is not <model>/<layer>/m=<m>/<method>");
+    fail("benchmark '" + name + "'", "name is not <model>/<layer>/m=<m>/<kernel family>");
   ParsedName p{parts[0], parts[1], parts[3], 0};
   try {
     p.m = std::stoi(parts[2].substr(2));
@@ -139,19 +106,19 @@ ParsedName parse_benchmark_name(const std::string& name) {
 
 double case_flops(const BenchCase& c) { return 2.0 * c.m * static_cast<double>(c.n) * c.k; }
 
-double case_bytes(const BenchCase& c, const std::string& method) {
+double case_bytes(const BenchCase& c, const std::string& kernel) {
   const double n = c.n, k = c.k, m = c.m;
   const double io = 2.0 * m * k + 2.0 * m * n;  // fp16 x and y
-  if (method == kMethodFp16) return 2.0 * n * k + io;
-  if (method == kMethodW4A16) {
+  if (kernel == kKernelFp16) return 2.0 * n * k + io;
+  if (kernel == kKernelW4A16) {
     const double groups = k / c.group_size;
     return n * k / 2.0 + groups * n * 2.0 /* fp16 scales */ + groups * n / 2.0 /* 4-bit zeros */ + io;
   }
-  fail("case_bytes", "unknown method '" + method + "'");
+  fail("case_bytes", "unknown kernel family '" + kernel + "'");
 }
 
-int case_group_size(const BenchCase& c, const std::string& method) {
-  return method == kMethodW4A16 ? c.group_size : -1;
+int case_group_size(const BenchCase& c, const std::string& kernel) {
+  return kernel == kKernelW4A16 ? c.group_size : -1;
 }
 
 CaseRates case_rates(double flops, double bytes, double seconds, double peak_bandwidth_gbps,

@@ -61,7 +61,7 @@ struct Harness {
 // harness stream).
 struct Work {
   double flops = 0, bytes = 0;
-  std::string kernel;
+  std::string kernel_name;  // the kernel that runs, e.g. "w4a16-skinny" (the benchmark's label)
   std::function<void()> launch;
 };
 
@@ -108,7 +108,7 @@ void measure(benchmark::State& state, Harness& h, const Work& work) {
   state.counters["GB/s"] = rates.gbps;
   state.counters["pct_peak_bw"] = rates.pct_peak_bandwidth;
   state.counters["pct_peak_flops"] = rates.pct_peak_flops;
-  state.SetLabel(work.kernel);
+  state.SetLabel(work.kernel_name);
 }
 
 // ---- The benchmarks: declare work, allocate, launch ----
@@ -118,7 +118,7 @@ void bench_fp16(benchmark::State& state, Harness& h, const BenchCase& c) {
   kernels::DeviceBuffer x(m * k * sizeof(__half)), w(n * k * sizeof(__half)), y(m * n * sizeof(__half));
   fill_random_halves(x.as<__half>(), m * k, -1.0f, 1.0f, 1, h.stream);
   fill_random_halves(w.as<__half>(), n * k, -0.05f, 0.05f, 2, h.stream);
-  const Work work{case_flops(c), case_bytes(c, kMethodFp16), "cublas-gemm-fp16", [&] {
+  const Work work{case_flops(c), case_bytes(c, kKernelFp16), "cublas-gemm-fp16", [&] {
                     kernels::gemm_fp16(h.cublas.get(), x.as<__half>(), w.as<__half>(), y.as<__half>(), c.m, c.n, c.k,
                                        h.stream);
                   }};
@@ -137,16 +137,16 @@ void bench_w4a16(benchmark::State& state, Harness& h, const BenchCase& c) {
   const kernels::W4A16Plan plan = kernels::plan_w4a16(c.m, c.n, c.k, c.group_size);
   kernels::DeviceBuffer workspace(plan.workspace_bytes);
   QB_CUDA_CHECK(cudaMemsetAsync(workspace.as<void>(), 0, workspace.bytes(), h.stream));  // once: see w4a16.h
-  const Work work{case_flops(c), case_bytes(c, kMethodW4A16), kernels::kernel_name(plan.kernel), [&] {
+  const Work work{case_flops(c), case_bytes(c, kKernelW4A16), kernels::kernel_name(plan.kernel), [&] {
                     kernels::w4a16_gemm(plan, x.as<__half>(), weight, y.as<__half>(), workspace.as<void>(),
                                         h.cublas.get(), h.stream);
                   }};
   measure(state, h, work);
 }
 
-void run_case(benchmark::State& state, Harness& h, const BenchCase& c, const std::string& method) {
+void run_case(benchmark::State& state, Harness& h, const BenchCase& c, const std::string& kernel) {
   try {
-    if (method == kMethodFp16)
+    if (kernel == kKernelFp16)
       bench_fp16(state, h, c);
     else
       bench_w4a16(state, h, c);
@@ -203,7 +203,7 @@ int run(int argc, char** argv) {
   std::fprintf(stderr, "quantbench_bench: probing device 0 (copy bandwidth, cuBLAS FP16 peak)...\n");
   Harness harness(kernels::probe_device(0));
 
-  benchmark::AddCustomContext(kContextDevice, device_json(harness.device).dump());
+  benchmark::AddCustomContext(kContextDevice, kernels::device_json(harness.device).dump());
   benchmark::AddCustomContext(kContextShard, shard.text());
   benchmark::AddCustomContext(kContextL2, "cold");
   benchmark::AddCustomContext(kContextWarmup, std::to_string(kWarmup));
@@ -211,10 +211,10 @@ int run(int argc, char** argv) {
   benchmark::AddCustomContext("qb_catalog", catalog_path);
 
   for (const BenchCase& c : select_shard(expand_cases(catalog), shard))
-    for (const char* method : kMethods) {
-      const std::string m = method;
-      benchmark::RegisterBenchmark(benchmark_name(c, m).c_str(),
-                                   [&harness, c, m](benchmark::State& state) { run_case(state, harness, c, m); })
+    for (const char* family : kKernels) {
+      const std::string kernel = family;
+      benchmark::RegisterBenchmark(benchmark_name(c, kernel).c_str(),
+                                   [&harness, c, kernel](benchmark::State& state) { run_case(state, harness, c, kernel); })
           ->UseManualTime()
           ->Iterations(kSamples)
           ->Unit(benchmark::kMicrosecond);

@@ -5,7 +5,7 @@
 
 #include "bench/bench_cases.h"
 #include "common/error.h"
-#include "reports/run_schema.h"
+#include "common/run_document.h"
 
 namespace qb::bench {
 namespace {
@@ -35,21 +35,6 @@ double counter(const json& entry, const char* key, const std::string& where) {
 
 }  // namespace
 
-json device_json(const kernels::DeviceProbe& d) {
-  return json{{"name", d.name},
-              {"compute_capability", d.compute_capability},
-              {"sm_count", d.sm_count},
-              {"l2_bytes", d.l2_bytes},
-              {"memory_bytes", d.memory_bytes},
-              {"sm_clock_mhz", d.sm_clock_mhz},
-              {"memory_clock_mhz", d.memory_clock_mhz},
-              {"memory_bus_bits", d.memory_bus_bits},
-              {"driver_version", d.driver_version},
-              {"runtime_version", d.runtime_version},
-              {"peak_bandwidth_gbps", d.peak_bandwidth_gbps},
-              {"peak_fp16_tflops", d.peak_fp16_tflops}};
-}
-
 json bench_run_document(const json& gbench, const json& tool, const json& host, const std::string& created,
                         const std::string& where) {
   if (!gbench.is_object() || !gbench.contains("context") || !gbench.contains("benchmarks") ||
@@ -76,10 +61,10 @@ json bench_run_document(const json& gbench, const json& tool, const json& host, 
     if (entry.value("error_occurred", false))
       fail(at, "failed: " + entry.value("error_message", std::string("no message")));
     const ParsedName parsed = parse_benchmark_name(name);
-    if (!seen.emplace(std::make_tuple(parsed.model, parsed.layer, parsed.m, parsed.method), true).second)
+    if (!seen.emplace(std::make_tuple(parsed.model, parsed.layer, parsed.m, parsed.kernel), true).second)
       fail(at, "appears twice (run with --benchmark_repetitions=1)");
-    const std::string kernel = entry.value("label", "");
-    if (kernel.empty()) fail(at, "has no label (the kernel name)");
+    const std::string kernel_name = entry.value("label", "");  // the family's kernel that ran, e.g. "w4a16-skinny"
+    if (kernel_name.empty()) fail(at, "has no label (the kernel name)");
 
     const double flops = counter(entry, kCounterFlops, at), bytes = counter(entry, kCounterBytes, at);
     const double median = counter(entry, kCounterMedian, at);
@@ -90,8 +75,8 @@ json bench_run_document(const json& gbench, const json& tool, const json& host, 
            {"n", static_cast<long long>(counter(entry, kCounterN, at))},
            {"k", static_cast<long long>(counter(entry, kCounterK, at))},
            {"group_size", static_cast<long long>(counter(entry, kCounterGroupSize, at))},
-           {"method", parsed.method},
-           {"kernel", kernel},
+           {"method", parsed.kernel},  // documents call the kernel family "method"
+           {"kernel", kernel_name},
            {"time_s",
             {{"median", median},
              {"min", counter(entry, kCounterMin, at)},
@@ -106,13 +91,13 @@ json bench_run_document(const json& gbench, const json& tool, const json& host, 
            {"pct_peak_bandwidth", rates.pct_peak_bandwidth},
            {"pct_peak_flops", rates.pct_peak_flops},
            {"speedup_vs_fp16", nullptr}};
-    if (parsed.method == kMethodFp16) fp16_case[{parsed.model, parsed.layer, parsed.m}] = cases.size();
+    if (parsed.kernel == kKernelFp16) fp16_case[{parsed.model, parsed.layer, parsed.m}] = cases.size();
     cases.push_back(std::move(c));
   }
   // Speedup = FP16 median / this median at the same model, layer and m (null for FP16 itself and
   // where the FP16 case was filtered out).
   for (json& c : cases) {
-    if (c["method"] == kMethodFp16) continue;
+    if (c["method"] == kKernelFp16) continue;
     const auto it = fp16_case.find({c["model"].get<std::string>(), c["layer"].get<std::string>(), c["m"].get<int>()});
     if (it == fp16_case.end()) continue;
     const double mine = c["time_s"]["median"].get<double>();
@@ -124,7 +109,7 @@ json bench_run_document(const json& gbench, const json& tool, const json& host, 
              {"samples", context_int(context, kContextSamples, where)},
              {"shard", context_string(context, kContextShard, where)},
              {"cases", std::move(cases)}};
-  return json{{"schema", reports::kRunSchemaName}, {"schema_version", reports::kRunSchemaVersion},
+  return json{{"schema", kRunSchemaName}, {"schema_version", kRunSchemaVersion},
               {"kind", "bench"},
               {"created", created},
               {"tool", tool},

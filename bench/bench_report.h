@@ -7,12 +7,10 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "kernels/device_probe.h"
-
 namespace qb::bench {
 
 // Context keys.
-inline constexpr const char* kContextDevice = "qb_device";    // JSON text of the "device" object
+inline constexpr const char* kContextDevice = "qb_device";    // JSON text of kernels::device_json
 inline constexpr const char* kContextShard = "qb_shard";      // "I/N"
 inline constexpr const char* kContextL2 = "qb_l2";            // "cold": L2 flushed before every sample
 inline constexpr const char* kContextWarmup = "qb_warmup";    // untimed launches before the samples
@@ -30,9 +28,6 @@ inline constexpr const char* kCounterMin = "time_min_s";
 inline constexpr const char* kCounterMax = "time_max_s";
 inline constexpr const char* kCounterP10 = "time_p10_s";
 inline constexpr const char* kCounterP90 = "time_p90_s";
-
-// The run document's "device" object.
-nlohmann::json device_json(const kernels::DeviceProbe& probe);
 
 // Converts one Google Benchmark JSON document. tool/host/created are the run's provenance
 // (qb::tool_info(), qb::host_info(), qb::utc_timestamp()). Throws qb::Error (naming `where`) on a

@@ -13,19 +13,27 @@ static bool ends_with(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
-static std::string detect_format(const std::string& path, const std::string& text) {
-  const std::string head = text.substr(0, 1 << 16);
-  const bool wiki_heading = head.find(" = ") != std::string::npos && head.find(" = \n") != std::string::npos;
-  if (ends_with(path, ".raw")) return "wikitext-raw";
-  if (wiki_heading && (head.find("<unk>") != std::string::npos || head.find(" @-@ ") != std::string::npos))
-    return "wikitext-tokens";
-  if (wiki_heading) return "wikitext-raw";
-  return "text";
+const char* dataset_format_name(DatasetFormat f) {
+  switch (f) {
+    case DatasetFormat::Auto: return "auto";
+    case DatasetFormat::Text: return "text";
+    case DatasetFormat::WikitextRaw: return "wikitext-raw";
+    case DatasetFormat::WikitextTokens: return "wikitext-tokens";
+  }
+  return "?";
 }
 
-TextDataset load_text_dataset(const std::string& path, const std::string& format) {
-  if (format != "auto" && format != "text" && format != "wikitext-raw" && format != "wikitext-tokens")
-    fail("--dataset-format", "'" + format + "' is not auto, text, wikitext-raw or wikitext-tokens");
+static DatasetFormat detect_format(const std::string& path, const std::string& text) {
+  const std::string head = text.substr(0, 1 << 16);
+  const bool wiki_heading = head.find(" = ") != std::string::npos && head.find(" = \n") != std::string::npos;
+  if (ends_with(path, ".raw")) return DatasetFormat::WikitextRaw;
+  if (wiki_heading && (head.find("<unk>") != std::string::npos || head.find(" @-@ ") != std::string::npos))
+    return DatasetFormat::WikitextTokens;
+  if (wiki_heading) return DatasetFormat::WikitextRaw;
+  return DatasetFormat::Text;
+}
+
+TextDataset load_text_dataset(const std::string& path, DatasetFormat format) {
   if (is_directory(path)) fail(path, "is a directory; give the dataset's text file (e.g. wiki.test.raw)");
   TextDataset d;
   d.path = path;
@@ -34,8 +42,8 @@ TextDataset load_text_dataset(const std::string& path, const std::string& format
   d.sha256 = sha256_hex(d.text.data(), d.text.size());
   if (std::all_of(d.text.begin(), d.text.end(), [](unsigned char ch) { return std::isspace(ch); }))
     fail(path, "dataset is empty (no text to score)");
-  d.format = format == "auto" ? detect_format(path, d.text) : format;
-  if (d.format == "wikitext-raw") {
+  d.format = format == DatasetFormat::Auto ? detect_format(path, d.text) : format;
+  if (d.format == DatasetFormat::WikitextRaw) {
     d.text = join_wikitext_rows(d.text);
     d.preprocessing = "lines taken as HF rows (\" \\n\" = empty row) and joined with \"\\n\\n\" (GPTQ/AWQ)";
   } else {
@@ -62,7 +70,7 @@ std::string join_wikitext_rows(const std::string& raw) {
 }
 
 nlohmann::json dataset_json(const TextDataset& d, size_t n_tokens) {
-  return {{"path", d.path}, {"format", d.format}, {"sha256", d.sha256}, {"bytes", d.bytes}, {"tokens", n_tokens}, {"preprocessing", d.preprocessing}};
+  return {{"path", d.path}, {"format", dataset_format_name(d.format)}, {"sha256", d.sha256}, {"bytes", d.bytes}, {"tokens", n_tokens}, {"preprocessing", d.preprocessing}};
 }
 
 }  // namespace qb

@@ -6,11 +6,15 @@
 
 namespace qb {
 
+// WikitextRaw: wiki.*.raw (" = Title = " headings, raw text); WikitextTokens: wiki.*.tokens /
+// test.txt (<unk> and " @-@ " already split); Text: any other UTF-8 file. Auto: chosen by
+// load_text_dataset from the file's name and content.
+enum class DatasetFormat { Auto, Text, WikitextRaw, WikitextTokens };
+const char* dataset_format_name(DatasetFormat f);  // "auto", "text", "wikitext-raw", "wikitext-tokens"
+
 struct TextDataset {
   std::string path;
-  // "wikitext-raw" (wiki.*.raw: " = Title = " headings, raw text), "wikitext-tokens"
-  // (wiki.*.tokens / test.txt: <unk> and " @-@ " already split), or "text" (any other UTF-8 file).
-  std::string format;
+  DatasetFormat format = DatasetFormat::Text;  // never Auto once loaded
   std::string sha256;
   size_t bytes = 0;
   // The text that is tokenized, as one string. For wikitext-raw it is the file's lines taken as the
@@ -23,9 +27,9 @@ struct TextDataset {
 // "\n\n".join(rows) for the WikiText raw file layout (one HF row per line, empty rows as " \n").
 std::string join_wikitext_rows(const std::string& raw);
 
-// Reads the file; an empty (or whitespace-only) file is an error naming it. format: "auto"
-// (by name and content: *.raw or " = Title = " headings -> WikiText), or one of the formats above.
-TextDataset load_text_dataset(const std::string& path, const std::string& format = "auto");
+// Reads the file; an empty (or whitespace-only) file is an error naming it. Auto: *.raw or
+// " = Title = " headings -> WikiText (tokens when <unk> or " @-@ " appear), else Text.
+TextDataset load_text_dataset(const std::string& path, DatasetFormat format = DatasetFormat::Auto);
 nlohmann::json dataset_json(const TextDataset& d, size_t n_tokens);
 
 }  // namespace qb

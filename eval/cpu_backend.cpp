@@ -1,7 +1,8 @@
+#include "eval/cpu_backend.h"
+
 #include <cmath>
 
 #include "common/error.h"
-#include "eval/backend.h"
 #include "eval/metrics.h"
 #include "model/cpu_forward.h"
 
@@ -11,7 +12,7 @@ namespace {
 class CpuBackend final : public LogitsBackend {
  public:
   explicit CpuBackend(const Model& model) : model_(model) {}
-  std::string device() const override { return "cpu"; }
+  Device device() const override { return Device::Cpu; }
 
   void run(const std::vector<int>& tokens) override {
     model_.forward(tokens.data(), 1, static_cast<int>(tokens.size()), logits_);

@@ -4,19 +4,20 @@
 
 namespace qb {
 
+const char* protocol_name(ProtocolKind k) { return k == ProtocolKind::Paper ? "paper" : "sliding"; }
+const char* bos_name(BosPlacement b) { return b == BosPlacement::Split ? "split" : "window"; }
+
 static int effective_stride(const ProtocolOptions& p) {
-  const int text_len = p.bos == "window" ? p.ctx - 1 : p.ctx;
-  if (p.name == "paper") return text_len;
+  const int text_len = p.bos == BosPlacement::Window ? p.ctx - 1 : p.ctx;
+  if (p.kind == ProtocolKind::Paper) return text_len;
   return p.stride > 0 ? p.stride : p.ctx / 2;
 }
 
 void validate_protocol(const ProtocolOptions& p) {
-  if (p.name != "paper" && p.name != "sliding") fail("--protocol", "'" + p.name + "' is not paper or sliding");
-  if (p.bos != "split" && p.bos != "window") fail("--bos", "'" + p.bos + "' is not split or window");
-  if (p.ctx < 2) fail("--ctx", "must be at least 2, got " + std::to_string(p.ctx));
-  if (p.max_windows < 0) fail("--max-windows", "must be >= 0");
-  if (p.name == "sliding" && (effective_stride(p) < 1 || effective_stride(p) > p.ctx - 1))
-    fail("--stride", "must be between 1 and ctx - 1 (" + std::to_string(p.ctx - 1) + "), got " +
+  if (p.ctx < 2) fail("protocol", "ctx must be at least 2, got " + std::to_string(p.ctx));
+  if (p.max_windows < 0) fail("protocol", "max_windows must be >= 0, got " + std::to_string(p.max_windows));
+  if (p.kind == ProtocolKind::Sliding && (effective_stride(p) < 1 || effective_stride(p) > p.ctx - 1))
+    fail("protocol", "stride must be between 1 and ctx - 1 (" + std::to_string(p.ctx - 1) + "), got " +
                          std::to_string(effective_stride(p)));
 }
 
@@ -25,21 +26,21 @@ std::vector<Window> plan_windows(const std::vector<int>& text_tokens, int bos_id
   validate_protocol(p);
   // The stream windows are cut from, and how many of its tokens each window takes.
   std::vector<int> stream;
-  if (p.bos == "split") stream.push_back(bos_id);
+  if (p.bos == BosPlacement::Split) stream.push_back(bos_id);
   stream.insert(stream.end(), text_tokens.begin(), text_tokens.end());
-  const int prefix = p.bos == "window" ? 1 : 0;
+  const int prefix = p.bos == BosPlacement::Window ? 1 : 0;
   const size_t len = static_cast<size_t>(p.ctx - prefix);
   const size_t stride = static_cast<size_t>(effective_stride(p));
   if (stream.size() < len)
     fail(dataset, std::to_string(text_tokens.size()) + " tokens is shorter than one window of " +
-                      std::to_string(p.ctx) + " (--ctx)");
+                      std::to_string(p.ctx) + " (ctx)");
   std::vector<Window> windows;
   for (size_t begin = 0; begin + len <= stream.size(); begin += stride) {
     if (p.max_windows > 0 && windows.size() == static_cast<size_t>(p.max_windows)) break;
     Window w;
     if (prefix) w.tokens.push_back(bos_id);
     w.tokens.insert(w.tokens.end(), stream.begin() + begin, stream.begin() + begin + len);
-    w.first_scored = (begin == 0 || p.name == "paper") ? 1 : static_cast<int>(p.ctx - stride);
+    w.first_scored = (begin == 0 || p.kind == ProtocolKind::Paper) ? 1 : static_cast<int>(p.ctx - stride);
     windows.push_back(std::move(w));
   }
   return windows;
@@ -47,17 +48,17 @@ std::vector<Window> plan_windows(const std::vector<int>& text_tokens, int bos_id
 
 nlohmann::json protocol_json(const ProtocolOptions& p) {
   const int stride = effective_stride(p);
-  std::string scored = p.name == "paper"
+  std::string scored = p.kind == ProtocolKind::Paper
                            ? "non-overlapping windows of " + std::to_string(p.ctx) +
                                  " tokens, tail dropped; every token after a window's first is scored"
                            : "windows of " + std::to_string(p.ctx) + " tokens every " + std::to_string(stride) +
                                  " tokens; the first window scores all its tokens after the first, later ones only "
                                  "their last " + std::to_string(stride);
-  return {{"name", p.name},
+  return {{"name", protocol_name(p.kind)},
           {"ctx", p.ctx},
           {"stride", stride},
           {"max_windows", p.max_windows},
-          {"bos", p.bos == "split" ? "one BOS at the start of the split (HF tokenizer add_bos)"
+          {"bos", p.bos == BosPlacement::Split ? "one BOS at the start of the split (HF tokenizer add_bos)"
                                    : "every window starts with BOS followed by ctx - 1 text tokens"},
           {"scored", scored}};
 }

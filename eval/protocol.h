@@ -20,12 +20,17 @@
 
 namespace qb {
 
+enum class ProtocolKind { Paper, Sliding };
+enum class BosPlacement { Split, Window };
+const char* protocol_name(ProtocolKind k);  // "paper" | "sliding", as run documents name it
+const char* bos_name(BosPlacement b);       // "split" | "window"
+
 struct ProtocolOptions {
-  std::string name = "paper";  // "paper" | "sliding"
-  int ctx = 2048;              // tokens per window, BOS included
-  int stride = 0;              // sliding only; 0 means ctx / 2
-  std::string bos = "split";   // "split" | "window"
-  int max_windows = 0;         // 0: all windows
+  ProtocolKind kind = ProtocolKind::Paper;
+  int ctx = 2048;  // tokens per window, BOS included
+  int stride = 0;  // sliding only; 0 means ctx / 2
+  BosPlacement bos = BosPlacement::Split;
+  int max_windows = 0;  // 0: all windows
 };
 
 struct Window {
@@ -33,7 +38,7 @@ struct Window {
   int first_scored = 1;     // targets tokens[first_scored .. end) are scored (predicted from j-1)
 };
 
-// Checks the options (ctx >= 2, 1 <= stride <= ctx - 1, known names); errors name the option.
+// Checks the options (ctx >= 2, 1 <= stride <= ctx - 1, max_windows >= 0); errors name the field.
 void validate_protocol(const ProtocolOptions& p);
 // The windows of `text_tokens` (the split tokenized without BOS). `dataset` names the file in
 // the error raised when the split is shorter than one window.

@@ -107,4 +107,19 @@ DeviceProbe probe_device(int device) {
   return d;
 }
 
+nlohmann::json device_json(const DeviceProbe& d) {
+  return {{"name", d.name},
+          {"compute_capability", d.compute_capability},
+          {"sm_count", d.sm_count},
+          {"l2_bytes", d.l2_bytes},
+          {"memory_bytes", d.memory_bytes},
+          {"sm_clock_mhz", d.sm_clock_mhz},
+          {"memory_clock_mhz", d.memory_clock_mhz},
+          {"memory_bus_bits", d.memory_bus_bits},
+          {"driver_version", d.driver_version},
+          {"runtime_version", d.runtime_version},
+          {"peak_bandwidth_gbps", d.peak_bandwidth_gbps},
+          {"peak_fp16_tflops", d.peak_fp16_tflops}};
+}
+
 }  // namespace qb::kernels

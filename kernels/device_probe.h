@@ -1,8 +1,10 @@
 #pragma once
 // What a benchmark needs to know about the GPU: identity, sizes, clocks, and the two measured
-// roofline peaks every result is reported against. Plain struct; the JSON form lives in bench/.
+// roofline peaks every result is reported against, and its JSON form (the run document's "device").
 #include <cstdint>
 #include <string>
+
+#include <nlohmann/json.hpp>
 
 namespace qb::kernels {
 
@@ -33,5 +35,8 @@ std::string cuda_unavailable_reason();
 DeviceProbe describe_device(int device);
 // describe_device plus the two measured peaks (a few seconds; allocates ~2 GiB).
 DeviceProbe probe_device(int device);
+
+// The run document's "device" object (reports/run.schema.json).
+nlohmann::json device_json(const DeviceProbe& probe);
 
 }  // namespace qb::kernels

@@ -6,16 +6,14 @@
 #include <string>
 
 #include "common/error.h"
-#include "kernels/awq_layout.h"
 #include "kernels/cuda_check.h"
 #include "kernels/gemm_fp16.h"
+#include "kernels/w4a16_geometry.h"
 #include "kernels/w4a16_internal.h"
+#include "layouts/awq_layout.h"
 
 namespace qb::kernels {
 namespace {
-
-constexpr int kStageK = 64;     // input channels per pipeline stage (w4a16_tile.cuh)
-constexpr int kBlockN = 256;    // output columns per block (w4a16_tile.cuh)
 
 std::string shape_text(int m, int n, int k, int group_size) {
   return "m=" + std::to_string(m) + " n=" + std::to_string(n) + " k=" + std::to_string(k) +
@@ -53,13 +51,13 @@ int current_sm_count() {
 // Splits k into slices of whole stages so that tiles x slices fills every resident block slot
 // once (more slices only add partial-sum traffic). forced > 0 overrides the choice.
 void choose_split_k(W4A16Plan& plan, int tiles, int blocks_per_sm, int forced) {
-  const int k_stages = (plan.k + kStageK - 1) / kStageK;
+  const int k_stages = (plan.k + w4a16::kStageK - 1) / w4a16::kStageK;
   int split = forced > 0 ? forced : (current_sm_count() * blocks_per_sm + tiles - 1) / tiles;
   if (tiles > detail::kMaxCounterTiles) split = 1;  // more tiles than counters: plenty of blocks anyway
   split = std::clamp(split, 1, k_stages);
   const int stages_per_split = (k_stages + split - 1) / split;
   plan.split_k = (k_stages + stages_per_split - 1) / stages_per_split;  // no empty slice
-  plan.k_per_split = stages_per_split * kStageK;
+  plan.k_per_split = stages_per_split * w4a16::kStageK;
   plan.workspace_bytes = detail::kCounterRegionBytes;
   if (plan.split_k > 1)
     plan.workspace_bytes += static_cast<size_t>(plan.split_k) * plan.m * plan.n * sizeof(float);
@@ -90,7 +88,7 @@ W4A16Plan plan_w4a16(W4A16Kernel kernel, int m, int n, int k, int group_size, in
   W4A16Plan plan;
   plan.kernel = kernel;
   plan.m = m, plan.n = n, plan.k = k, plan.group_size = group_size;
-  const int n_blocks = (n + kBlockN - 1) / kBlockN;
+  const int n_blocks = (n + w4a16::kBlockN - 1) / w4a16::kBlockN;
   switch (kernel) {
     case W4A16Kernel::kSkinny:
       if (m > kSkinnyMaxM)

@@ -1,5 +1,5 @@
 #pragma once
-// W4A16 GEMM for the AutoAWQ "gemm" packed layout (kernels/awq_layout.h; RTN weights use the same
+// W4A16 GEMM for the AutoAWQ "gemm" packed layout (layouts/awq_layout.h; RTN weights use the same
 // layout): 4-bit weights with one fp16 scale and one 4-bit zero point per (group, output column),
 // fp16 activations, FP32 accumulation, fp16 output. Plain C++ header: no CUDA syntax.
 //

@@ -27,21 +27,13 @@
 #include <cstdint>
 #include <cstring>
 
-#include "kernels/awq_layout.h"
+#include "kernels/w4a16_geometry.h"
 #include "kernels/w4a16_internal.h"
+#include "layouts/awq_layout.h"
 
 namespace qb::kernels::w4a16 {
 
-// ---- Tile constants (shared by both kernels) ----------------------------------------------------
-// 32 packed words = 256 output columns per block: one full 128-byte line of qweight per input
-// channel, fetched as eight 16-byte cp.async granules.
-constexpr int kBlockWords = 32;
-constexpr int kBlockN = kBlockWords * awq::kPackFactor;  // 256 output columns
-// 64 input channels per stage: 8 KiB of packed weights (512 granules, 4 per thread); a multiple of
-// the mma k16 step and of the skinny kernel's 4 warps x 16 rows; 32 | 64 | 128, so a stage holds
-// exactly two groups (g = 32) or lies inside one (g = 64, 128).
-constexpr int kStageK = 64;
-constexpr int kMaxGroupsPerStage = 2;  // kStageK / smallest group size
+// ---- Tile constants (shared by both kernels; the block tile itself: w4a16_geometry.h) ----------
 // 4 warps: enough independent warps per block to overlap dequantization with the next stage's
 // copies, small enough that 3-4 blocks share an SM (every SM has 4 schedulers).
 constexpr int kWarps = 4;

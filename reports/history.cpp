@@ -35,19 +35,21 @@ CREATE TABLE run (
 CREATE INDEX run_series ON run (kind, device, model, dataset_sha256, protocol, id);
 CREATE TABLE metric (
   run_id INTEGER NOT NULL REFERENCES run (id) ON DELETE CASCADE,
-  method TEXT NOT NULL,          -- eval: method label; bench: case method
+  series TEXT NOT NULL,          -- the trend line: eval, the method's label ("awq w4 g128");
+                                 -- bench, the kernel family ("w4a16")
   name TEXT NOT NULL,            -- ppl, ppl_stderr, delta_ppl_pct, kl_mean, ..., geomean_tflops
   value REAL,                    -- NULL where the document has null
-  PRIMARY KEY (run_id, method, name)
+  PRIMARY KEY (run_id, series, name)
 );
 CREATE TABLE bench_case (
   run_id INTEGER NOT NULL REFERENCES run (id) ON DELETE CASCADE,
   model TEXT NOT NULL, layer TEXT NOT NULL,
   m INTEGER NOT NULL, n INTEGER NOT NULL, k INTEGER NOT NULL, group_size INTEGER NOT NULL,
-  method TEXT NOT NULL, kernel TEXT NOT NULL,
+  kernel_family TEXT NOT NULL,   -- "fp16-cublas" | "w4a16" (the case's "method" in the document)
+  kernel TEXT NOT NULL,          -- the kernel that ran, e.g. "w4a16-skinny"
   time_median REAL NOT NULL, time_p10 REAL NOT NULL, time_p90 REAL NOT NULL,
   tflops REAL NOT NULL, gbps REAL NOT NULL,
-  UNIQUE (run_id, model, layer, m, n, k, group_size, method)
+  UNIQUE (run_id, model, layer, m, n, k, group_size, kernel_family)
 );
 )sql";
 
@@ -81,10 +83,19 @@ class Database {
   sqlite3* handle() const { return db_; }
   const std::string& path() const { return path_; }
 
-  // Creates the tables in an empty database; refuses another schema version.
+  // Creates the tables in an empty database; upgrades version 1 (whose metric.method and
+  // bench_case.method columns meant two things each) when writable; refuses other versions.
   void require_schema(bool create) {
     const int version = static_cast<int>(query_int("PRAGMA user_version"));
     if (version == kHistorySchemaVersion) return;
+    if (version == 1) {
+      if (!create)
+        fail(path_, "history schema version 1 (an older quantbench); appending a run to it upgrades it to " +
+                        std::to_string(kHistorySchemaVersion));
+      exec("ALTER TABLE metric RENAME COLUMN method TO series; ALTER TABLE bench_case RENAME COLUMN method TO "
+           "kernel_family; PRAGMA user_version = " + std::to_string(kHistorySchemaVersion) + ";");
+      return;
+    }
     if (version != 0)
       fail(path_, "history schema version " + std::to_string(version) + " is not supported (this quantbench uses " +
                       std::to_string(kHistorySchemaVersion) + ")");
@@ -167,15 +178,15 @@ json eval_only(const json& run, const char* object, const char* field) {
   return run.at("kind") == "eval" ? run.at(object).at(field) : json(nullptr);
 }
 
-// Geometric mean TFLOP/s of a bench run's cases per method: one number per method for trends.
+// Geometric mean TFLOP/s of a bench run's cases per kernel family: one number per family for trends.
 std::map<std::string, std::pair<double, int>> geomean_tflops(const json& run) {
-  std::map<std::string, std::pair<double, int>> log_sum;  // method -> (sum of ln tflops, cases)
+  std::map<std::string, std::pair<double, int>> log_sum;  // kernel family -> (sum of ln tflops, cases)
   for (auto& c : run.at("bench").at("cases")) {
     auto& [sum, count] = log_sum[c.at("method").get<std::string>()];
     sum += std::log(std::max(c.at("tflops").get<double>(), 1e-12));
     ++count;
   }
-  for (auto& [method, entry] : log_sum) entry.first = std::exp(entry.first / entry.second);
+  for (auto& [family, entry] : log_sum) entry.first = std::exp(entry.first / entry.second);
   return log_sum;
 }
 
@@ -202,7 +213,7 @@ HistoryAppend append_history(const std::string& db_path, const json& run) {
                      eval_only(run, "dataset", "sha256"), protocol_key(run), document, document_sha256})
         .run();
     const int64_t run_id = sqlite3_last_insert_rowid(db.handle());
-    Statement insert_metric(db, "INSERT INTO metric (run_id, method, name, value) VALUES (?, ?, ?, ?)");
+    Statement insert_metric(db, "INSERT INTO metric (run_id, series, name, value) VALUES (?, ?, ?, ?)");
     if (run.at("kind") == "eval") {
       for (auto& m : run.at("methods")) {
         const json& q = m.at("quality");
@@ -212,11 +223,11 @@ HistoryAppend append_history(const std::string& db_path, const json& run) {
         if (m.contains("speed")) insert_metric.bind({run_id, m.at("label"), "tokens_per_s", m["speed"].at("tokens_per_s")}).run();
       }
     } else {
-      for (auto& [method, entry] : geomean_tflops(run)) {
-        insert_metric.bind({run_id, method, "geomean_tflops", entry.first}).run();
-        insert_metric.bind({run_id, method, "cases", entry.second}).run();
+      for (auto& [family, entry] : geomean_tflops(run)) {
+        insert_metric.bind({run_id, family, "geomean_tflops", entry.first}).run();
+        insert_metric.bind({run_id, family, "cases", entry.second}).run();
       }
-      Statement insert_case(db, "INSERT INTO bench_case (run_id, model, layer, m, n, k, group_size, method, kernel, "
+      Statement insert_case(db, "INSERT INTO bench_case (run_id, model, layer, m, n, k, group_size, kernel_family, kernel, "
                                 "time_median, time_p10, time_p90, tflops, gbps) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
       for (auto& c : run.at("bench").at("cases")) {
         const json& t = c.at("time_s");
@@ -252,18 +263,18 @@ Trend history_trend(const std::string& db_path, const json& run, size_t last_n) 
   std::vector<std::tuple<int64_t, std::string, std::string>> selected;
   while (runs.step()) selected.emplace_back(runs.integer(0), runs.text(1), runs.text(2));
   std::reverse(selected.begin(), selected.end());
-  Statement values(db, "SELECT method, value FROM metric WHERE run_id = ? AND name = ? ORDER BY rowid");
-  std::map<std::string, size_t> index;  // method -> series
+  Statement values(db, "SELECT series, value FROM metric WHERE run_id = ? AND name = ? ORDER BY rowid");
+  std::map<std::string, size_t> index;  // series name -> its place in trend.series
   for (auto& [id, created, revision] : selected) {
     values.bind({id, trend.metric});
     while (values.step()) {
       if (values.is_null(1)) continue;
-      const std::string method = values.text(0);
-      if (!index.count(method)) {
-        index[method] = trend.series.size();
-        trend.series.push_back({method, {}, {}, {}, {}});
+      const std::string name = values.text(0);
+      if (!index.count(name)) {
+        index[name] = trend.series.size();
+        trend.series.push_back({name, {}, {}, {}, {}});
       }
-      TrendSeries& s = trend.series[index[method]];
+      TrendSeries& s = trend.series[index[name]];
       s.run_ids.push_back(id);
       s.created.push_back(created);
       s.git_revisions.push_back(revision);

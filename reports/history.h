@@ -10,7 +10,8 @@
 
 namespace qb::reports {
 
-inline constexpr int kHistorySchemaVersion = 1;
+// 2: metric.series and bench_case.kernel_family (version 1 called both "method"; appends upgrade it).
+inline constexpr int kHistorySchemaVersion = 2;
 
 struct HistoryAppend {
   int64_t run_id = 0;
@@ -23,9 +24,10 @@ struct HistoryAppend {
 // report with --history does not double-count. Throws qb::Error naming the database.
 HistoryAppend append_history(const std::string& db_path, const nlohmann::json& run);
 
-// One line of a trend chart: a metric of one method over the last runs of the same series.
+// One line of a trend chart: a metric of one method (eval) or kernel family (bench) over the last
+// runs of the same model, dataset, protocol and device.
 struct TrendSeries {
-  std::string name;  // method label (eval) or method (bench)
+  std::string name;  // the method's label (eval, "awq w4 g128") or the kernel family (bench, "w4a16")
   std::vector<int64_t> run_ids;
   std::vector<std::string> created, git_revisions;
   std::vector<double> values;

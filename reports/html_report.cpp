@@ -6,6 +6,7 @@
 
 #include "common/error.h"
 #include "common/host_info.h"
+#include "common/labels.h"
 #include "reports/history.h"
 #include "reports/run_schema.h"
 #include "reports/svg_chart.h"
@@ -47,7 +48,7 @@ std::string html_table(const Table& t) {
 std::string quantization_label(const json& m) {
   const json& q = m.at("quantization");
   if (q.is_null()) return "fp16";
-  return "w" + q.at("bits").dump() + (q.at("group_size").get<int>() > 0 ? " g" + q["group_size"].dump() : "");
+  return quant_setting_label(q.at("bits").get<int>(), q.at("group_size").get<int>());
 }
 
 // Perplexity against bytes as stored: one line per method family over its bit widths.

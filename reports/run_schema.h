@@ -6,13 +6,9 @@
 
 #include <nlohmann/json.hpp>
 
-namespace qb::reports {
+#include "common/run_document.h"
 
-// What writers put in "schema" and "schema_version" (readers accept any 1.x: a minor version
-// only adds fields).
-inline constexpr const char* kRunSchemaName = "quantbench.run";
-inline constexpr const char* kRunSchemaVersion = "1.0";
-inline constexpr int kRunSchemaMajor = 1;
+namespace qb::reports {
 
 // reports/run.schema.json as compiled into this build (the checker reads nothing else).
 const nlohmann::json& run_schema();

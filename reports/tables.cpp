@@ -5,6 +5,7 @@
 #include <map>
 
 #include "common/error.h"
+#include "common/labels.h"
 
 namespace qb::reports {
 
@@ -40,9 +41,7 @@ std::string text(const json& v) { return v.is_string() ? v.get<std::string>() : 
 
 std::string quantization_text(const json& q) {
   if (q.is_null()) return "none (fp16)";
-  std::string s = "w" + std::to_string(q.at("bits").get<int>()) + " ";
-  const int g = q.at("group_size");
-  s += g > 0 ? "g" + std::to_string(g) : "per-channel";
+  std::string s = quant_setting_label(q.at("bits").get<int>(), q.at("group_size").get<int>());
   s += q.at("zero_point").get<bool>() ? ", zero point" : ", symmetric";
   if (q.contains("clip")) s += q["clip"].get<bool>() ? ", clip search" : "";
   if (q.contains("calibration") && q["calibration"].is_object())

@@ -12,7 +12,7 @@
 #include "cli/commands.h"
 #include "common/error.h"
 
-#if defined(QB_HAVE_CUDA) && defined(QB_HAVE_BENCH_REPORT)
+#ifdef QB_HAVE_CUDA
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -42,7 +42,7 @@ struct BenchOptions {
   std::string catalog;  // "" = the catalog beside quantbench_bench
 };
 
-#if defined(QB_HAVE_CUDA) && defined(QB_HAVE_BENCH_REPORT)
+#ifdef QB_HAVE_CUDA
 
 std::filesystem::path executable_dir() {
   std::error_code ec;
@@ -97,12 +97,8 @@ int run_bench(const BenchOptions& o) {
 #else
 
 int run_bench(const BenchOptions&) {
-#if !defined(QB_HAVE_CUDA)
   fail("bench", "this quantbench was built without CUDA support (reconfigure where nvcc is available, "
                 "-DQUANTBENCH_CUDA=ON)");
-#else
-  fail("bench", "this quantbench was built without the benchmark report converter (qb_bench_report not linked)");
-#endif
 }
 
 #endif

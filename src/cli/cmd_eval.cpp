@@ -1,6 +1,7 @@
 // quantbench eval: perplexity (and KL / top-1 agreement to FP16) of FP16, RTN and AWQ weights of
 // one model on one text split, every method on the same windows. See eval/protocol.h for the
-// protocols and eval/eval_job.h for the job.
+// protocols and src/jobs/eval_job.h for the job. Flags become typed options here; a flag the
+// libraries would refuse is a usage error (exit 2) before anything is loaded.
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -10,7 +11,7 @@
 #include "cli/commands.h"
 #include "common/error.h"
 #include "common/files.h"
-#include "eval/eval_job.h"
+#include "jobs/eval_job.h"
 
 namespace qb::cli {
 namespace {
@@ -90,6 +91,7 @@ CommandRegistration reg{
         std::vector<std::string> load;
         int bits = 4, group = 128;
         bool no_clip = false;
+        std::vector<MethodSpec> parsed_methods;  // --methods as given, checked at parse time
       };
       auto a = std::make_shared<Args>();
       app.add_option("--model", a->o.model_path,
@@ -99,21 +101,26 @@ CommandRegistration reg{
       app.add_option("--dataset", a->o.dataset_path,
                      "Text to score: WikiText-2 raw (wiki.test.raw: rows joined with \\n\\n as GPTQ/AWQ do), "
                      "tokenized WikiText-2 (test.txt), or any UTF-8 text file");
-      app.add_option("--dataset-format", a->o.dataset_format,
-                     "auto (by name and content), text, wikitext-raw or wikitext-tokens")
-          ->capture_default_str();
+      add_choice(app, "--dataset-format", a->o.dataset_format,
+                 {{"auto", DatasetFormat::Auto},
+                  {"text", DatasetFormat::Text},
+                  {"wikitext-raw", DatasetFormat::WikitextRaw},
+                  {"wikitext-tokens", DatasetFormat::WikitextTokens}},
+                 "How the file is read: auto (by name and content), WikiText raw or tokenized, or plain text");
       app.add_option("--data-dir", a->data_dir, "Data folder searched when --model/--dataset are not given");
-      app.add_option("--protocol", a->o.protocol.name,
-                     "paper: non-overlapping windows, all tokens scored (GPTQ/AWQ); sliding: windows every "
-                     "--stride tokens, only tokens past the overlap scored (llama.cpp-like)")
-          ->capture_default_str();
+      add_choice(app, "--protocol", a->o.protocol.kind,
+                 {{"paper", ProtocolKind::Paper}, {"sliding", ProtocolKind::Sliding}},
+                 "paper: non-overlapping windows, all tokens scored (GPTQ/AWQ); sliding: windows every "
+                 "--stride tokens, only tokens past the overlap scored (llama.cpp-like)");
       app.add_option("--ctx", a->o.protocol.ctx, "Tokens per window, capped at the model's max_seq_len")
+          ->check(at_least(2))
           ->capture_default_str();
-      app.add_option("--stride", a->o.protocol.stride, "sliding: tokens between window starts (default ctx/2)");
-      app.add_option("--bos", a->o.protocol.bos,
-                     "split: one BOS at the start of the split (paper); window: BOS starts every window")
-          ->capture_default_str();
+      app.add_option("--stride", a->o.protocol.stride, "sliding: tokens between window starts (default ctx/2)")
+          ->check(at_least(0));
+      add_choice(app, "--bos", a->o.protocol.bos, {{"split", BosPlacement::Split}, {"window", BosPlacement::Window}},
+                 "split: one BOS at the start of the split (paper); window: BOS starts every window");
       app.add_option("--max-windows", a->o.protocol.max_windows, "Evaluate only the first N windows (0: all)")
+          ->check(at_least(0))
           ->capture_default_str();
       app.add_option("--methods", a->methods,
                      "Comma-separated: fp16, rtn, awq, each optionally :w<bits>[g<group>] (e.g. "
@@ -129,10 +136,22 @@ CommandRegistration reg{
       app.add_option("--calib-samples", a->o.calib_samples, "AWQ calibration samples")->capture_default_str();
       app.add_option("--calib-seq-len", a->o.calib_seq_len, "AWQ calibration tokens per sample")->capture_default_str();
       app.add_flag("--force-calib", a->o.force_calib, "Allow calibrating on the evaluated file");
-      app.add_option("--device", a->o.device, "cpu, cuda or auto (the GPU when one is usable)")->capture_default_str();
+      add_choice(app, "--device", a->o.device,
+                 {{"auto", DeviceChoice::Auto}, {"cpu", DeviceChoice::Cpu}, {"cuda", DeviceChoice::Cuda}},
+                 "Where to evaluate: auto is the GPU when one is usable");
       app.add_option("--catalog", a->o.catalog_path,
                      "Model-shape catalog for the projected VRAM of 7B..70B models (default: bench/model_shapes.json)");
       app.add_option("--out", a->out, "Run document (JSON), written atomically")->capture_default_str();
+      // What depends on several flags (stride against ctx, the method list) is checked once all are
+      // parsed, so that it too is a usage error.
+      app.callback([a]() {
+        try {
+          validate_protocol(a->o.protocol);
+          if (!a->methods.empty()) a->parsed_methods = parse_methods(a->methods, a->bits, a->group);
+        } catch (const Error& e) {
+          throw CLI::ValidationError(e.what());
+        }
+      });
       return [a]() {
         EvalOptions o = a->o;
         o.clip = !a->no_clip;
@@ -155,11 +174,11 @@ CommandRegistration reg{
           std::fprintf(stderr, "data folder %s: model %s, dataset %s, methods %s\n", data.c_str(),
                        o.model_path.c_str(), o.dataset_path.c_str(), methods.c_str());
         }
-        o.methods = parse_methods(methods.empty() ? "fp16" : methods, a->bits, a->group);
+        o.methods = a->methods.empty() ? parse_methods(methods.empty() ? "fp16" : methods, a->bits, a->group)
+                                       : a->parsed_methods;
         for (const auto& dir : a->load) {
           MethodSpec s;
-          s.method = "awq";
-          s.load_dir = dir;
+          s.checkpoint_dir = dir;  // its family and settings come from the checkpoint
           o.methods.push_back(s);
         }
         const nlohmann::json run = run_eval(o);

@@ -7,6 +7,7 @@
 #include "common/error.h"
 #include "common/files.h"
 #include "common/host_info.h"
+#include "common/labels.h"
 #include "datasets/tokenizer.h"
 #include "model/load.h"
 #include "quant/awq_format.h"
@@ -28,7 +29,7 @@ int run_quantize(const QuantizeOptions& options, const std::string& model_path, 
   if (!out.empty()) check_awq_storable(source.config, options.bits, options.group_size);
   if (tokenizer_path.empty()) tokenizer_path = tokenizer_beside(model_path, source.config.vocab_size);
   std::unique_ptr<Tokenizer> tokenizer;
-  if (options.method == "awq") {
+  if (options.family == MethodFamily::Awq) {
     if (tokenizer_path.empty()) fail(model_path, "AWQ needs --tokenizer (no tokenizer.model beside the model)");
     tokenizer = std::make_unique<Tokenizer>(tokenizer_path);
     tokenizer->require_vocab_size(source.config.vocab_size);
@@ -48,8 +49,9 @@ int run_quantize(const QuantizeOptions& options, const std::string& model_path, 
                                  {"blocks", result.blocks}};
   if (!report_path.empty()) write_file_atomic(report_path, report.dump(2) + "\n");
   if (!out.empty()) write_awq_checkpoint(result.model, out, {tokenizer_path, report});
-  std::printf("%s %d-bit g%d: %zu -> %zu weight bytes; wrote %s\n", options.method.c_str(), options.bits,
-              options.group_size, fp16.weight_bytes(), result.model.weight_bytes(),
+  std::printf("%s: %zu -> %zu weight bytes; wrote %s\n",
+              method_label(family_name(options.family), options.bits, options.group_size).c_str(),
+              fp16.weight_bytes(), result.model.weight_bytes(),
               (out.empty() ? report_path : report_path.empty() ? out : out + " and " + report_path).c_str());
   return 0;
 }
@@ -72,7 +74,9 @@ CommandRegistration reg{
       app.add_option("--model", a->model, "FP16/FP32 model: an HF directory or a llama2.c .bin")->required();
       app.add_option("--tokenizer", a->tokenizer,
                      "SentencePiece tokenizer.model (default: tokenizer.model beside the model); copied into the output");
-      app.add_option("--method", a->o.method, "rtn or awq")->required()->check(CLI::IsMember({"rtn", "awq"}));
+      add_choice(app, "--method", a->o.family, {{"rtn", MethodFamily::Rtn}, {"awq", MethodFamily::Awq}},
+                 "Quantizer family")
+          ->required();
       app.add_option("--bits", a->o.bits, "Bits per weight (the AutoAWQ format holds 4 only)")->capture_default_str();
       app.add_option("--group", a->o.group_size, "Group size along the input dimension (-1: per output channel)")
           ->capture_default_str();

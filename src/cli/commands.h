@@ -4,6 +4,7 @@
 #include <CLI/CLI.hpp>
 #include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace qb::cli {
@@ -24,5 +25,36 @@ struct CommandRegistration {
     commands().push_back({std::move(name), std::move(description), std::move(setup)});
   }
 };
+
+// A flag whose text names one value of an enum: converted here, at the edge, so libraries see only
+// the enum. Another text is a usage error (exit 2) listing the choices; the first choice is the
+// default shown in --help.
+template <typename E>
+CLI::Option* add_choice(CLI::App& app, const std::string& flag, E& value,
+                        std::vector<std::pair<std::string, E>> choices, const std::string& help) {
+  std::string names;
+  for (const auto& [name, e] : choices) names += (names.empty() ? "" : ", ") + name;
+  auto set = [&value, choices, names, flag](const std::string& text) {
+    for (const auto& [name, e] : choices)
+      if (name == text) {
+        value = e;
+        return;
+      }
+    throw CLI::ValidationError(flag, "'" + text + "' is not one of " + names);
+  };
+  return app.add_option_function<std::string>(flag, set, help + " (" + names + ")")
+      ->default_str(choices.front().first);
+}
+
+// An integer flag that must be at least `min`.
+inline CLI::Validator at_least(long min) {
+  return CLI::Validator(
+      [min](std::string& text) -> std::string {
+        long v = 0;
+        if (!CLI::detail::lexical_cast(text, v)) return "'" + text + "' is not an integer";
+        return v < min ? "must be at least " + std::to_string(min) + ", got " + text : "";
+      },
+      "INT>=" + std::to_string(min));
+}
 
 }  // namespace qb::cli

@@ -26,6 +26,10 @@ int main(int argc, char** argv) {
     actions[sub] = c.setup(*sub);
   }
   app.require_subcommand(0, 1);
+  // Usage errors in one line, like every other error.
+  app.failure_message([](const CLI::App*, const CLI::Error& e) {
+    return "quantbench: usage: " + std::string(e.what()) + " (see --help)\n";
+  });
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

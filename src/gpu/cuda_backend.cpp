@@ -4,6 +4,7 @@
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <string>
@@ -18,6 +19,7 @@
 #include "kernels/cuda_resources.h"
 #include "kernels/gemm_fp16.h"
 #include "kernels/w4a16.h"
+#include "model/block_linears.h"
 #include "quant/awq_format.h"
 
 namespace qb {
@@ -82,27 +84,22 @@ void check_linear(const Linear& l, int out_features, int in_features) {
 
 void check_model(const Model& m) {
   const LlamaConfig& c = m.config;
-  if (c.dim < 1 || c.n_heads < 1 || c.n_kv_heads < 1 || c.dim % c.n_heads != 0 || c.n_heads % c.n_kv_heads != 0 ||
-      c.head_dim() % 2 != 0 || c.hidden_dim < 1 || c.vocab_size < 1 || static_cast<int>(m.layers.size()) != c.n_layers)
-    fail(m.path, "config not runnable: dim=" + std::to_string(c.dim) + " n_heads=" + std::to_string(c.n_heads) +
+  if (c.hidden_size < 1 || c.n_heads < 1 || c.n_kv_heads < 1 || c.hidden_size % c.n_heads != 0 || c.n_heads % c.n_kv_heads != 0 ||
+      c.head_dim() % 2 != 0 || c.intermediate_size < 1 || c.vocab_size < 1 || static_cast<int>(m.layers.size()) != c.n_layers)
+    fail(m.path, "config not runnable: dim=" + std::to_string(c.hidden_size) + " n_heads=" + std::to_string(c.n_heads) +
                      " n_kv_heads=" + std::to_string(c.n_kv_heads) + " (dim % n_heads, n_heads % n_kv_heads and "
                      "head_dim % 2 must be 0), layers " + std::to_string(m.layers.size()) + " of " +
                      std::to_string(c.n_layers));
-  const int hd = c.head_dim(), q_dim = c.n_heads * hd, kv_dim = c.n_kv_heads * hd;
-  check_tensor_shape(m.embed_tokens, {c.vocab_size, c.dim});
+  const auto dims = linear_dims(c);
+  check_tensor_shape(m.embed_tokens, {c.vocab_size, c.hidden_size});
   for (const auto& l : m.layers) {
-    check_tensor_shape(l.attn_norm, {c.dim});
-    check_tensor_shape(l.mlp_norm, {c.dim});
-    check_linear(l.q_proj, q_dim, c.dim);
-    check_linear(l.k_proj, kv_dim, c.dim);
-    check_linear(l.v_proj, kv_dim, c.dim);
-    check_linear(l.o_proj, c.dim, q_dim);
-    check_linear(l.gate_proj, c.hidden_dim, c.dim);
-    check_linear(l.up_proj, c.hidden_dim, c.dim);
-    check_linear(l.down_proj, c.dim, c.hidden_dim);
+    check_tensor_shape(l.attn_norm, {c.hidden_size});
+    check_tensor_shape(l.mlp_norm, {c.hidden_size});
+    const auto linears = block_linears(l);
+    for (int t = 0; t < kNumLinears; ++t) check_linear(*linears[t], dims[t].first, dims[t].second);
   }
-  check_tensor_shape(m.norm, {c.dim});
-  if (!c.tied_embeddings) check_tensor_shape(m.lm_head, {c.vocab_size, c.dim});
+  check_tensor_shape(m.norm, {c.hidden_size});
+  if (!c.tie_word_embeddings) check_tensor_shape(m.lm_head, {c.vocab_size, c.hidden_size});
 }
 
 // One linear layer on the device, y[m, n] = x[m, k] · W^T: dense FP16 or packed 4-bit.
@@ -111,7 +108,7 @@ struct DeviceLinear {
   int n = 0, k = 0;                      // out_features, in_features
   bool quantized = false;
   DeviceBuffer dense;                    // fp16 [n, k] (dense layers)
-  DeviceBuffer qweight, qzeros, scales;  // AutoAWQ layout (kernels/awq_layout.h): int32 [k, n/8],
+  DeviceBuffer qweight, qzeros, scales;  // AutoAWQ layout (layouts/awq_layout.h): int32 [k, n/8],
                                          // int32 [k/g, n/8], fp16 [k/g, n] (quantized layers)
   kernels::AwqWeightView view;           // over qweight/qzeros/scales
   kernels::W4A16Plan plan;               // for the current window length (quantized layers)
@@ -119,7 +116,7 @@ struct DeviceLinear {
 
 struct DeviceLayer {
   DeviceBuffer attn_norm, mlp_norm;  // fp16 [dim]
-  DeviceLinear q, k, v, o, gate, up, down;
+  std::array<DeviceLinear, kNumLinears> linears;  // indexed by LinearIndex
 };
 
 // Activations of one window, sized for `capacity` tokens (rows); reallocated when a longer window
@@ -144,7 +141,7 @@ struct WindowBuffers {
 class CudaBackend final : public LogitsBackend {
  public:
   CudaBackend(const Model& model, int device);
-  std::string device() const override { return "cuda"; }
+  Device device() const override { return Device::Cuda; }
   void run(const std::vector<int>& tokens) override { forward(tokens, nullptr); }
   void score(const std::vector<int>& tokens, int first, const LogitsBackend* reference, const std::string& where,
              WindowScores& out) const override;
@@ -220,17 +217,12 @@ CudaBackend::CudaBackend(const Model& model, int device) : config_(model.config)
       DeviceLayer d;
       d.attn_norm = upload(fp16_bits(l.attn_norm));
       d.mlp_norm = upload(fp16_bits(l.mlp_norm));
-      d.q = upload_linear(l.q_proj);
-      d.k = upload_linear(l.k_proj);
-      d.v = upload_linear(l.v_proj);
-      d.o = upload_linear(l.o_proj);
-      d.gate = upload_linear(l.gate_proj);
-      d.up = upload_linear(l.up_proj);
-      d.down = upload_linear(l.down_proj);
+      const auto linears = block_linears(l);
+      for (int t = 0; t < kNumLinears; ++t) d.linears[t] = upload_linear(*linears[t]);
       layers_.push_back(std::move(d));
     }
     norm_ = upload(fp16_bits(model.norm));
-    if (!config_.tied_embeddings) lm_head_ = upload(fp16_bits(model.lm_head));
+    if (!config_.tie_word_embeddings) lm_head_ = upload(fp16_bits(model.lm_head));
     weight_bytes_device_ = device_used_bytes() - before_weights;
   });
 }
@@ -269,17 +261,17 @@ void CudaBackend::prepare_window(int n_tokens) {
     const size_t q_dim = c.n_heads * hd, kv_dim = c.n_kv_heads * hd;
     WindowBuffers& w = window_;
     w.tokens = DeviceBuffer(rows * sizeof(int));
-    w.x = DeviceBuffer(rows * c.dim * sizeof(float));
-    w.xn = DeviceBuffer(rows * c.dim * sizeof(__half));
+    w.x = DeviceBuffer(rows * c.hidden_size * sizeof(float));
+    w.xn = DeviceBuffer(rows * c.hidden_size * sizeof(__half));
     w.q = DeviceBuffer(rows * q_dim * sizeof(__half));
     w.k = DeviceBuffer(rows * kv_dim * sizeof(__half));
     w.v = DeviceBuffer(rows * kv_dim * sizeof(__half));
     w.q_rot = DeviceBuffer(rows * q_dim * sizeof(float));
     w.k_rot = DeviceBuffer(rows * kv_dim * sizeof(float));
     w.attention = DeviceBuffer(rows * q_dim * sizeof(__half));
-    w.delta = DeviceBuffer(rows * c.dim * sizeof(__half));
-    w.gate = DeviceBuffer(rows * c.hidden_dim * sizeof(__half));
-    w.up = DeviceBuffer(rows * c.hidden_dim * sizeof(__half));
+    w.delta = DeviceBuffer(rows * c.hidden_size * sizeof(__half));
+    w.gate = DeviceBuffer(rows * c.intermediate_size * sizeof(__half));
+    w.up = DeviceBuffer(rows * c.intermediate_size * sizeof(__half));
     w.logits = DeviceBuffer(rows * c.vocab_size * sizeof(float));
     w.nll = DeviceBuffer(rows * sizeof(double));
     w.kl = DeviceBuffer(rows * sizeof(double));
@@ -306,14 +298,14 @@ void CudaBackend::prepare_window(int n_tokens) {
   planned_tokens_ = 0;  // until every plan and the workspace are in place: a throw must not leave stale plans
   size_t workspace_bytes = 0;
   for (auto& layer : layers_)
-    for (DeviceLinear* l : {&layer.q, &layer.k, &layer.v, &layer.o, &layer.gate, &layer.up, &layer.down})
-      if (l->quantized) {
+    for (DeviceLinear& l : layer.linears)
+      if (l.quantized) {
         try {
-          l->plan = kernels::plan_w4a16(n_tokens, l->n, l->k, l->view.group_size);
+          l.plan = kernels::plan_w4a16(n_tokens, l.n, l.k, l.view.group_size);
         } catch (const Error& e) {
-          fail(l->name, e.what());
+          fail(l.name, e.what());
         }
-        workspace_bytes = std::max(workspace_bytes, l->plan.workspace_bytes);
+        workspace_bytes = std::max(workspace_bytes, l.plan.workspace_bytes);
       }
   if (workspace_bytes > w4a16_workspace_.bytes()) {
     w4a16_workspace_ = DeviceBuffer{};
@@ -338,30 +330,30 @@ void CudaBackend::block(const DeviceLayer& layer, int n) {
   const LlamaConfig& c = config_;
   const WindowBuffers& w = window_;
   const cudaStream_t s = stream_->get();
-  const size_t residual_count = static_cast<size_t>(n) * c.dim;
-  gpu::launch_rmsnorm(w.x.as<float>(), layer.attn_norm.as<__half>(), w.xn.as<__half>(), n, c.dim, c.norm_eps, s);
-  apply(layer.q, w.xn.as<__half>(), w.q.as<__half>(), n);
-  apply(layer.k, w.xn.as<__half>(), w.k.as<__half>(), n);
-  apply(layer.v, w.xn.as<__half>(), w.v.as<__half>(), n);
+  const size_t residual_count = static_cast<size_t>(n) * c.hidden_size;
+  gpu::launch_rmsnorm(w.x.as<float>(), layer.attn_norm.as<__half>(), w.xn.as<__half>(), n, c.hidden_size, c.rms_norm_eps, s);
+  apply(layer.linears[kQ], w.xn.as<__half>(), w.q.as<__half>(), n);
+  apply(layer.linears[kK], w.xn.as<__half>(), w.k.as<__half>(), n);
+  apply(layer.linears[kV], w.xn.as<__half>(), w.v.as<__half>(), n);
   gpu::launch_rope(w.q.as<__half>(), w.q_rot.as<float>(), w.rope_cos.as<float>(), w.rope_sin.as<float>(), n, c.n_heads,
                    c.head_dim(), c.rope_interleaved, s);
   gpu::launch_rope(w.k.as<__half>(), w.k_rot.as<float>(), w.rope_cos.as<float>(), w.rope_sin.as<float>(), n,
                    c.n_kv_heads, c.head_dim(), c.rope_interleaved, s);
   gpu::launch_causal_attention(w.q_rot.as<float>(), w.k_rot.as<float>(), w.v.as<__half>(), w.attention.as<__half>(), n,
                                c.n_heads, c.n_kv_heads, c.head_dim(), s);
-  apply(layer.o, w.attention.as<__half>(), w.delta.as<__half>(), n);
+  apply(layer.linears[kO], w.attention.as<__half>(), w.delta.as<__half>(), n);
   gpu::launch_residual_add(w.x.as<float>(), w.delta.as<__half>(), residual_count, s);
-  gpu::launch_rmsnorm(w.x.as<float>(), layer.mlp_norm.as<__half>(), w.xn.as<__half>(), n, c.dim, c.norm_eps, s);
-  apply(layer.gate, w.xn.as<__half>(), w.gate.as<__half>(), n);
-  apply(layer.up, w.xn.as<__half>(), w.up.as<__half>(), n);
-  gpu::launch_swiglu(w.gate.as<__half>(), w.up.as<__half>(), static_cast<size_t>(n) * c.hidden_dim, s);
-  apply(layer.down, w.gate.as<__half>(), w.delta.as<__half>(), n);
+  gpu::launch_rmsnorm(w.x.as<float>(), layer.mlp_norm.as<__half>(), w.xn.as<__half>(), n, c.hidden_size, c.rms_norm_eps, s);
+  apply(layer.linears[kGate], w.xn.as<__half>(), w.gate.as<__half>(), n);
+  apply(layer.linears[kUp], w.xn.as<__half>(), w.up.as<__half>(), n);
+  gpu::launch_swiglu(w.gate.as<__half>(), w.up.as<__half>(), static_cast<size_t>(n) * c.intermediate_size, s);
+  apply(layer.linears[kDown], w.gate.as<__half>(), w.delta.as<__half>(), n);
   gpu::launch_residual_add(w.x.as<float>(), w.delta.as<__half>(), residual_count, s);
 }
 
 void CudaBackend::copy_residual(int n, std::vector<std::vector<float>>* residuals) const {
   if (!residuals) return;
-  std::vector<float> host(static_cast<size_t>(n) * config_.dim);
+  std::vector<float> host(static_cast<size_t>(n) * config_.hidden_size);
   QB_CUDA_CHECK(cudaMemcpyAsync(host.data(), window_.x.as<void>(), host.size() * sizeof(float), cudaMemcpyDeviceToHost,
                                 stream_->get()));
   QB_CUDA_CHECK(cudaStreamSynchronize(stream_->get()));
@@ -384,22 +376,22 @@ void CudaBackend::forward(const std::vector<int>& tokens, std::vector<std::vecto
     QB_CUDA_CHECK(cudaEventRecord(start_->get(), s));
     timing_open_ = true;
     QB_CUDA_CHECK(cudaMemcpyAsync(w.tokens.as<void>(), tokens.data(), n * sizeof(int), cudaMemcpyHostToDevice, s));
-    gpu::launch_embed(w.tokens.as<int>(), embed_.as<__half>(), w.x.as<float>(), n, c.dim, s);
+    gpu::launch_embed(w.tokens.as<int>(), embed_.as<__half>(), w.x.as<float>(), n, c.hidden_size, s);
     if (residuals) residuals->clear();
     copy_residual(n, residuals);
     for (const auto& layer : layers_) {
       block(layer, n);
       copy_residual(n, residuals);
     }
-    gpu::launch_rmsnorm(w.x.as<float>(), norm_.as<__half>(), w.xn.as<__half>(), n, c.dim, c.norm_eps, s);
+    gpu::launch_rmsnorm(w.x.as<float>(), norm_.as<__half>(), w.xn.as<__half>(), n, c.hidden_size, c.rms_norm_eps, s);
     // logits [n, vocab] fp32 = xn [n, dim] · lm_head^T, lm_head [vocab, dim] fp16, FP32 accumulate.
     // Column-major view as in kernels/gemm_fp16.cpp: logits^T [vocab, n] = lm_head^T-as-stored (OP_T)
     // times xn^T (OP_N); only the output type differs (FP32, so scoring never sees FP16 logits).
-    const __half* lm_head = config_.tied_embeddings ? embed_.as<__half>() : lm_head_.as<__half>();
+    const __half* lm_head = config_.tie_word_embeddings ? embed_.as<__half>() : lm_head_.as<__half>();
     const float alpha = 1.0f, beta = 0.0f;
     QB_CUBLAS_CHECK(cublasSetStream(cublas_->get(), s));
-    QB_CUBLAS_CHECK(cublasGemmEx(cublas_->get(), CUBLAS_OP_T, CUBLAS_OP_N, c.vocab_size, n, c.dim, &alpha, lm_head,
-                                 CUDA_R_16F, c.dim, w.xn.as<__half>(), CUDA_R_16F, c.dim, &beta, w.logits.as<float>(),
+    QB_CUBLAS_CHECK(cublasGemmEx(cublas_->get(), CUBLAS_OP_T, CUBLAS_OP_N, c.vocab_size, n, c.hidden_size, &alpha, lm_head,
+                                 CUDA_R_16F, c.hidden_size, w.xn.as<__half>(), CUDA_R_16F, c.hidden_size, &beta, w.logits.as<float>(),
                                  CUDA_R_32F, c.vocab_size, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
     QB_CUDA_CHECK(cudaStreamSynchronize(s));  // run() is synchronous: host timings are honest
   });

@@ -18,7 +18,7 @@
 // would blur them.
 #include <memory>
 
-#include "eval/backend.h"
+#include "model/logits_backend.h"
 #include "model/model.h"
 
 namespace qb {

@@ -3,7 +3,7 @@
 // job never calls these: a window's full logits stay on the device.
 #include <vector>
 
-#include "eval/backend.h"
+#include "model/logits_backend.h"
 
 namespace qb::gpu::testing {
 

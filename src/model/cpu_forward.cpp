@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "common/error.h"
+#include "model/block_linears.h"
 
 namespace qb {
 
@@ -15,9 +16,11 @@ std::vector<float> widen_linear(const Linear& linear) {
 }
 
 CpuLayer widen_layer(const LayerWeights& l) {
-  return {l.attn_norm.to_float(), widen_linear(l.q_proj),   widen_linear(l.k_proj), widen_linear(l.v_proj),
-          widen_linear(l.o_proj), l.mlp_norm.to_float(),     widen_linear(l.gate_proj), widen_linear(l.up_proj),
-          widen_linear(l.down_proj)};
+  CpuLayer out;
+  out.attn_norm = l.attn_norm.to_float();
+  out.mlp_norm = l.mlp_norm.to_float();
+  for (const BlockLinear& linear : kBlockLinears) out.*linear.widened = widen_linear(l.*linear.weights);
+  return out;
 }
 
 void rmsnorm(float* out, const float* x, const float* w, int rows, int dim, float eps) {
@@ -61,7 +64,7 @@ static void apply_rope(const LlamaConfig& c, float* x, int rows, int seq_len, in
 
 void attention(const LlamaConfig& c, const CpuLayer& layer, const float* xn, int n_seq, int seq_len, float* out,
                std::vector<float>* o_in) {
-  const int rows = n_seq * seq_len, dim = c.dim, hd = c.head_dim();
+  const int rows = n_seq * seq_len, dim = c.hidden_size, hd = c.head_dim();
   const int q_dim = c.n_heads * hd, kv_dim = c.n_kv_heads * hd, group = c.n_heads / c.n_kv_heads;
   std::vector<float> q(size_t(rows) * q_dim), k(size_t(rows) * kv_dim), v(size_t(rows) * kv_dim);
   linear(q.data(), xn, layer.wq.data(), rows, q_dim, dim);
@@ -108,7 +111,7 @@ void attention(const LlamaConfig& c, const CpuLayer& layer, const float* xn, int
 
 void mlp(const LlamaConfig& c, const CpuLayer& layer, const float* xn, int rows, float* out,
          std::vector<float>* down_in) {
-  const int dim = c.dim, hid = c.hidden_dim;
+  const int dim = c.hidden_size, hid = c.intermediate_size;
   std::vector<float> gate(size_t(rows) * hid), up(size_t(rows) * hid);
   linear(gate.data(), xn, layer.w_gate.data(), rows, hid, dim);
   linear(up.data(), xn, layer.w_up.data(), rows, hid, dim);
@@ -120,15 +123,15 @@ void mlp(const LlamaConfig& c, const CpuLayer& layer, const float* xn, int rows,
 
 void block_forward(const LlamaConfig& c, const CpuLayer& layer, float* x, int n_seq, int seq_len,
                    BlockInputs* capture) {
-  const int rows = n_seq * seq_len, dim = c.dim;
+  const int rows = n_seq * seq_len, dim = c.hidden_size;
   const size_t n = size_t(rows) * dim;
   std::vector<float> xn(n), delta(n);
   if (capture) capture->x.assign(x, x + n);
-  rmsnorm(xn.data(), x, layer.attn_norm.data(), rows, dim, c.norm_eps);
+  rmsnorm(xn.data(), x, layer.attn_norm.data(), rows, dim, c.rms_norm_eps);
   if (capture) capture->attn_in = xn;
   attention(c, layer, xn.data(), n_seq, seq_len, delta.data(), capture ? &capture->o_in : nullptr);
   for (size_t i = 0; i < n; ++i) x[i] += delta[i];
-  rmsnorm(xn.data(), x, layer.mlp_norm.data(), rows, dim, c.norm_eps);
+  rmsnorm(xn.data(), x, layer.mlp_norm.data(), rows, dim, c.rms_norm_eps);
   if (capture) capture->mlp_in = xn;
   mlp(c, layer, xn.data(), rows, delta.data(), capture ? &capture->down_in : nullptr);
   for (size_t i = 0; i < n; ++i) x[i] += delta[i];
@@ -138,7 +141,7 @@ CpuModel::CpuModel(const Model& model)
     : config_(model.config),
       embed_(model.embed_tokens.to_float()),
       norm_(model.norm.to_float()),
-      lm_head_(model.config.tied_embeddings ? embed_ : model.lm_head.to_float()) {
+      lm_head_(model.config.tie_word_embeddings ? embed_ : model.lm_head.to_float()) {
   for (const auto& l : model.layers) layers_.push_back(widen_layer(l));
 }
 
@@ -147,20 +150,20 @@ void CpuModel::embed(const int* tokens, int n_tokens, float* x) const {
     if (tokens[t] < 0 || tokens[t] >= config_.vocab_size)
       fail("embed", "token id " + std::to_string(tokens[t]) + " outside the vocabulary of " +
                         std::to_string(config_.vocab_size));
-    std::memcpy(x + size_t(t) * config_.dim, &embed_[size_t(tokens[t]) * config_.dim], sizeof(float) * config_.dim);
+    std::memcpy(x + size_t(t) * config_.hidden_size, &embed_[size_t(tokens[t]) * config_.hidden_size], sizeof(float) * config_.hidden_size);
   }
 }
 
 void CpuModel::head(const float* x, int rows, std::vector<float>& logits) const {
-  std::vector<float> xn(size_t(rows) * config_.dim);
-  rmsnorm(xn.data(), x, norm_.data(), rows, config_.dim, config_.norm_eps);
+  std::vector<float> xn(size_t(rows) * config_.hidden_size);
+  rmsnorm(xn.data(), x, norm_.data(), rows, config_.hidden_size, config_.rms_norm_eps);
   logits.resize(size_t(rows) * config_.vocab_size);
-  linear(logits.data(), xn.data(), lm_head_.data(), rows, config_.vocab_size, config_.dim);
+  linear(logits.data(), xn.data(), lm_head_.data(), rows, config_.vocab_size, config_.hidden_size);
 }
 
 void CpuModel::forward(const int* tokens, int n_seq, int seq_len, std::vector<float>& logits) const {
   const int rows = n_seq * seq_len;
-  std::vector<float> x(size_t(rows) * config_.dim);
+  std::vector<float> x(size_t(rows) * config_.hidden_size);
   embed(tokens, rows, x.data());
   for (const auto& layer : layers_) block_forward(config_, layer, x.data(), n_seq, seq_len);
   head(x.data(), rows, logits);

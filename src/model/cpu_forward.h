@@ -64,7 +64,6 @@ class CpuModel {
   void forward(const int* tokens, int n_seq, int seq_len, std::vector<float>& logits) const;
   // The final norm and lm_head on the residual stream x [rows, dim] -> logits [rows, vocab].
   void head(const float* x, int rows, std::vector<float>& logits) const;
-  const CpuLayer& layer(int i) const { return layers_[i]; }
 
  private:
   LlamaConfig config_;

@@ -6,6 +6,7 @@
 
 #include "common/error.h"
 #include "common/half.h"
+#include "model/block_linears.h"
 
 namespace qb {
 
@@ -71,10 +72,12 @@ Tensor Tensor::from_float(std::string name, std::vector<int64_t> shape, const st
 
 static size_t packed_bytes(size_t count, int bits) { return (count * static_cast<size_t>(bits) + 7) / 8; }
 
-size_t QuantizedWeight::stored_bytes() const {
-  const size_t g = static_cast<size_t>(n_groups()) * n;
-  return packed_bytes(static_cast<size_t>(n) * k, bits) + g * 2 + packed_bytes(g, bits);
+size_t quantized_stored_bytes(int64_t n, int64_t k, int bits, int group_size) {
+  const size_t g = static_cast<size_t>((k + group_size - 1) / group_size * n);
+  return packed_bytes(static_cast<size_t>(n * k), bits) + g * 2 + packed_bytes(g, bits);
 }
+
+size_t QuantizedWeight::stored_bytes() const { return quantized_stored_bytes(n, k, bits, group_size); }
 
 std::vector<float> QuantizedWeight::dequantize() const {
   std::vector<float> w(static_cast<size_t>(n) * k);
@@ -97,8 +100,7 @@ size_t Linear::stored_bytes() const { return quant ? quant->stored_bytes() : den
 template <typename F>
 static void for_each_linear(const Model& m, F&& f) {
   for (const auto& l : m.layers)
-    for (const Linear* lin : {&l.q_proj, &l.k_proj, &l.v_proj, &l.o_proj, &l.gate_proj, &l.up_proj, &l.down_proj})
-      f(*lin);
+    for (const Linear* lin : block_linears(l)) f(*lin);
 }
 
 template <typename F>
@@ -109,7 +111,7 @@ static void for_each_plain_tensor(const Model& m, F&& f) {
     f(l.mlp_norm);
   }
   f(m.norm);
-  if (!m.config.tied_embeddings) f(m.lm_head);
+  if (!m.config.tie_word_embeddings) f(m.lm_head);
 }
 
 int64_t Model::parameter_count() const {

@@ -11,20 +11,20 @@
 namespace qb {
 
 struct LlamaConfig {
-  int dim = 0;          // hidden size (HF hidden_size)
-  int hidden_dim = 0;   // MLP inner size (HF intermediate_size)
+  int hidden_size = 0;        // model width: embeddings, residual stream, norms
+  int intermediate_size = 0;  // MLP inner width (gate/up outputs, down input)
   int n_layers = 0;     // transformer blocks
   int n_heads = 0;      // query heads
   int n_kv_heads = 0;   // key/value heads (grouped-query attention when < n_heads)
   int vocab_size = 0;
   int max_seq_len = 0;  // positions the model was trained on (HF max_position_embeddings)
   float rope_theta = 10000.0f;
-  float norm_eps = 1e-5f;
-  bool tied_embeddings = false;  // lm_head shares embed_tokens
+  float rms_norm_eps = 1e-5f;
+  bool tie_word_embeddings = false;  // lm_head shares embed_tokens
   // RoPE pairs: llama2.c / Meta checkpoints rotate (x[2i], x[2i+1]); HF checkpoints, whose q/k
   // rows were permuted at conversion, rotate (x[i], x[i + head_dim/2]).
   bool rope_interleaved = false;
-  int head_dim() const { return dim / n_heads; }
+  int head_dim() const { return hidden_size / n_heads; }
 };
 
 enum class DType { F32, F16, BF16 };
@@ -63,11 +63,14 @@ struct QuantizedWeight {
   std::vector<uint8_t> zeros;    // [n_groups, n] integer zero points
 
   int n_groups() const { return (k + group_size - 1) / group_size; }
-  // Bytes as stored: codes packed bits-wide, scales FP16, zero points packed bits-wide
-  // (AutoAWQ's qweight + qzeros + scales for bits = 4).
-  size_t stored_bytes() const;
+  size_t stored_bytes() const;  // quantized_stored_bytes(n, k, bits, group_size)
   std::vector<float> dequantize() const;  // [n, k]
 };
+
+// Bytes of a quantized W [n, k] as stored: codes packed bits-wide, FP16 scales, zero points packed
+// bits-wide (AutoAWQ's qweight + scales + qzeros for bits = 4). Also what the projected VRAM of
+// models too large to load counts (eval/vram_catalog.h).
+size_t quantized_stored_bytes(int64_t n, int64_t k, int bits, int group_size);
 
 // A linear layer's weight W [out, in] (PyTorch layout, y = x W^T): dense or quantized.
 struct Linear {

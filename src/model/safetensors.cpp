@@ -2,10 +2,12 @@
 
 #include <algorithm>
 #include <cstring>
+#include <set>
 
 #include <nlohmann/json.hpp>
 
 #include "common/error.h"
+#include "common/files.h"
 
 namespace qb {
 
@@ -74,6 +76,82 @@ const SafetensorsEntry& SafetensorsFile::get(const std::string& name) const {
   auto it = entries_.find(name);
   if (it == entries_.end()) fail(path(), "missing tensor '" + name + "'");
   return it->second;
+}
+
+SafetensorsDirectory::SafetensorsDirectory(const std::string& dir) : dir_(dir) {
+  const std::string index_path = dir + "/model.safetensors.index.json";
+  std::map<std::string, std::string> shard_of;  // the index's weight_map: tensor -> file name
+  std::set<std::string> shards;
+  if (file_exists(index_path)) {
+    const nlohmann::json index = read_json_file(index_path);
+    if (!index.contains("weight_map") || !index["weight_map"].is_object())
+      fail(index_path, "missing object 'weight_map'");
+    for (const auto& [name, shard] : index["weight_map"].items()) {
+      if (!shard.is_string()) fail(index_path, "weight_map['" + name + "'] is not a file name");
+      shard_of[name] = shard.get<std::string>();
+      shards.insert(shard_of[name]);
+    }
+  } else if (file_exists(dir + "/model.safetensors")) {
+    shards.insert("model.safetensors");
+  } else {
+    fail(dir, "no model.safetensors or model.safetensors.index.json");
+  }
+  std::map<std::string, std::shared_ptr<const SafetensorsFile>> files;
+  for (const std::string& shard : shards) {
+    auto file = std::make_shared<const SafetensorsFile>(dir + "/" + shard);
+    for (const auto& [name, entry] : file->entries()) {
+      auto [it, added] = file_of_.emplace(name, file);
+      if (!added) fail(file->path(), "tensor '" + name + "' is also in " + it->second->path());
+    }
+    files[shard] = file;
+  }
+  for (const auto& [name, shard] : shard_of)
+    if (!files[shard]->has(name))
+      fail(files[shard]->path(), "missing tensor '" + name + "', which " + index_path + " places in this file");
+}
+
+std::vector<std::string> SafetensorsDirectory::names() const {
+  std::vector<std::string> out;
+  for (const auto& [name, file] : file_of_) out.push_back(name);
+  return out;
+}
+
+const SafetensorsFile& SafetensorsDirectory::file_of(const std::string& name) const {
+  auto it = file_of_.find(name);
+  if (it == file_of_.end()) fail(dir_, "missing tensor '" + name + "'");
+  return *it->second;
+}
+
+static std::string shape_str(const std::vector<int64_t>& s) {
+  std::string out = "[";
+  for (size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
+  return out + "]";
+}
+
+const SafetensorsEntry& SafetensorsDirectory::get(const std::string& name, const std::vector<std::string>& dtypes,
+                                                  const std::vector<int64_t>& shape) const {
+  const SafetensorsFile& file = file_of(name);
+  const SafetensorsEntry& e = file.get(name);
+  if (std::find(dtypes.begin(), dtypes.end(), e.dtype) == dtypes.end()) {
+    std::string expected;
+    for (size_t i = 0; i < dtypes.size(); ++i)
+      expected += (i == 0 ? "" : i + 1 == dtypes.size() ? " or " : ", ") + dtypes[i];
+    fail(file.path(), "tensor '" + name + "' has dtype " + e.dtype + ", expected " + expected);
+  }
+  if (e.shape != shape)
+    fail(file.path(), "tensor '" + name + "' has shape " + shape_str(e.shape) + ", expected " + shape_str(shape));
+  return e;
+}
+
+Tensor SafetensorsDirectory::dense(const std::string& name, const std::vector<int64_t>& shape) const {
+  const SafetensorsEntry& e = get(name, {"F32", "F16", "BF16"}, shape);
+  Tensor t;
+  t.name = name;
+  t.dtype = e.dtype == "F32" ? DType::F32 : e.dtype == "F16" ? DType::F16 : DType::BF16;
+  t.shape = shape;
+  t.data = e.data;
+  t.owner = std::shared_ptr<const void>(file_of(name).mapping(), e.data);
+  return t;
 }
 
 void write_safetensors(const std::string& path, const std::vector<SafetensorsBlob>& tensors,

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "common/files.h"
+#include "model/model.h"
 
 namespace qb {
 
@@ -37,6 +38,29 @@ class SafetensorsFile {
   std::shared_ptr<const MappedFile> file_;
   std::map<std::string, SafetensorsEntry> entries_;
   std::map<std::string, std::string> metadata_;
+};
+
+// The tensors of an HF model directory: model.safetensors, or the shards that
+// model.safetensors.index.json's weight_map names. Every file is opened and checked on
+// construction: weight_map is an object of file names, every shard opens and parses (the error
+// names it), no tensor is in two files, and every indexed tensor is in the shard the index names.
+class SafetensorsDirectory {
+ public:
+  explicit SafetensorsDirectory(const std::string& dir);
+  bool has(const std::string& name) const { return file_of_.count(name) != 0; }
+  std::vector<std::string> names() const;  // every tensor of every file, sorted
+  // The entry, checked to be one of `dtypes` with exactly `shape`; errors name the file (or the
+  // directory, for a missing tensor) and the tensor.
+  const SafetensorsEntry& get(const std::string& name, const std::vector<std::string>& dtypes,
+                              const std::vector<int64_t>& shape) const;
+  // A dense F32/F16/BF16 weight of exactly `shape`, in its dtype, sharing the file's mapping.
+  Tensor dense(const std::string& name, const std::vector<int64_t>& shape) const;
+
+ private:
+  const SafetensorsFile& file_of(const std::string& name) const;
+
+  std::string dir_;
+  std::map<std::string, std::shared_ptr<const SafetensorsFile>> file_of_;
 };
 
 // A tensor to write: bytes in `dtype`, row-major.

@@ -49,7 +49,6 @@ using ModuleForward = std::function<void(const CpuLayer& candidate, std::vector<
 struct ScaleSearch {
   std::vector<float> scales;  // best s [k]
   double alpha = 0.0;
-  std::vector<double> losses;  // one per alpha
 };
 
 // llm-awq _search_module_scale: the group's linears `members` (all with input dim k) share the
@@ -83,7 +82,6 @@ ScaleSearch search_group_scale(const CpuLayer& fp16, const std::vector<int>& mem
     }
     forward(candidate, out);
     const double loss = mean_squared_difference(out, reference);
-    best.losses.push_back(loss);
     if (loss < best_loss) {
       best_loss = loss;
       best.alpha = alpha;
@@ -195,7 +193,7 @@ AwqBlockResult awq_search_block(const LlamaConfig& c, const CpuLayer& fp16, cons
                                  int seq_len, const AwqOptions& options) {
   const int rows = n_seq * seq_len;
   const auto dims = linear_dims(c);
-  const int dim = c.dim, q_dim = dims[kO].second, hidden = c.hidden_dim;
+  const int dim = c.hidden_size, q_dim = dims[kO].second, hidden = c.intermediate_size;
   AwqBlockResult result;
   result.alpha.fill(-1.0);
   result.clip_ratio_mean.fill(-1.0);
@@ -217,20 +215,19 @@ AwqBlockResult awq_search_block(const LlamaConfig& c, const CpuLayer& fp16, cons
     linear(out.data(), in.down_in.data(), l.w_down.data(), rows, dim, hidden);
   };
 
-  auto search = [&](int group, const std::vector<int>& members, const std::vector<float>& x, int k,
+  auto search = [&](const std::vector<int>& members, const std::vector<float>& x, int k,
                     const ModuleForward& forward, std::vector<float>& scales_out) {
     const ScaleSearch s = search_group_scale(fp16, members, mean_abs_columns(x, k), forward, options,
-                                             std::string(kLinearHfNames[members[0]]) + " scale search");
+                                             std::string(kBlockLinears[members[0]].hf_name) + " scale search");
     scales_out = s.scales;
-    result.losses[group] = s.losses;
     for (int m : members) result.alpha[m] = s.alpha;
   };
-  search(0, {kQ, kK, kV}, in.attn_in, dim, attention_out, result.scales.qkv);
+  search({kQ, kK, kV}, in.attn_in, dim, attention_out, result.scales.qkv);
   // llm-awq scales o_proj against v_proj only when their weights have the same shape (no GQA):
   // otherwise the 1/s of o's input channels cannot be folded into v's output rows.
-  if (dims[kV] == dims[kO]) search(1, {kO}, in.o_in, q_dim, o_out, result.scales.o);
-  search(2, {kGate, kUp}, in.mlp_in, dim, mlp_out, result.scales.gate_up);
-  search(3, {kDown}, in.down_in, hidden, down_out, result.scales.down);
+  if (dims[kV] == dims[kO]) search({kO}, in.o_in, q_dim, o_out, result.scales.o);
+  search({kGate, kUp}, in.mlp_in, dim, mlp_out, result.scales.gate_up);
+  search({kDown}, in.down_in, hidden, down_out, result.scales.down);
 
   result.scaled = fp16;
   apply_block_scales(result.scaled, result.scales);

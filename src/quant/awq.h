@@ -25,8 +25,8 @@
 #include <string>
 #include <vector>
 
+#include "model/block_linears.h"
 #include "model/cpu_forward.h"
-#include "quant/block_linears.h"
 #include "quant/rtn.h"
 
 namespace qb {
@@ -59,7 +59,6 @@ const std::vector<float>* output_scale(const BlockScales& scales, int index);
 struct AwqBlockResult {
   BlockScales scales;
   std::array<double, kNumLinears> alpha;  // chosen alpha per linear; -1 when its group was not scaled
-  std::array<std::vector<double>, 4> losses;  // the loss of every alpha, per group (qkv, o, gate_up, down)
   CpuLayer scaled;                        // the block with scales folded in, FP32, before quantization
   // [out, n_groups] clip thresholds on the scaled weights; empty: not clipped.
   std::array<std::vector<float>, kNumLinears> clip_max;

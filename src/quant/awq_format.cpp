@@ -6,19 +6,16 @@
 #include <array>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
-#include <functional>
-#include <map>
 #include <memory>
 #include <set>
 
 #include "common/error.h"
 #include "common/files.h"
 #include "common/half.h"
-#include "kernels/awq_layout.h"
+#include "layouts/awq_layout.h"
+#include "model/block_linears.h"
 #include "model/load.h"
 #include "model/safetensors.h"
-#include "quant/block_linears.h"
 
 namespace qb {
 namespace fs = std::filesystem;
@@ -89,74 +86,10 @@ namespace {
 
 std::string layer_prefix(int i) { return "model.layers." + std::to_string(i) + "."; }
 
-std::string shape_str(const std::vector<int64_t>& s) {
-  std::string out = "[";
-  for (size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
-  return out + "]";
-}
-
 nlohmann::json read_config(const std::string& dir) {
   const std::string path = dir + "/config.json";
   if (!file_exists(path)) fail(dir, "no config.json");
   return read_json_file(path);
-}
-
-// Every tensor of the directory by name: model.safetensors, or the shards of the index.
-class TensorSource {
- public:
-  explicit TensorSource(const std::string& dir) {
-    const std::string index = dir + "/model.safetensors.index.json";
-    std::set<std::string> shards;
-    if (file_exists(index)) {
-      const nlohmann::json j = read_json_file(index);
-      if (!j.contains("weight_map") || !j["weight_map"].is_object()) fail(index, "no weight_map object");
-      for (auto& [name, file] : j["weight_map"].items()) shards.insert(file.get<std::string>());
-    } else {
-      shards.insert("model.safetensors");
-    }
-    for (const auto& shard : shards) {
-      auto file = std::make_shared<SafetensorsFile>(dir + "/" + shard);
-      for (const auto& [name, entry] : file->entries()) {
-        if (where_.count(name)) fail(file->path(), "tensor '" + name + "' also in " + where_[name]->path());
-        where_[name] = file;
-      }
-    }
-  }
-  bool has(const std::string& name) const { return where_.count(name) != 0; }
-  const SafetensorsEntry& get(const std::string& name, const std::string& dir) const {
-    auto it = where_.find(name);
-    if (it == where_.end()) fail(dir, "missing tensor '" + name + "'");
-    return it->second->get(name);
-  }
-  std::shared_ptr<const MappedFile> mapping(const std::string& name) const { return where_.at(name)->mapping(); }
-  std::vector<std::string> names() const {
-    std::vector<std::string> out;
-    for (const auto& [name, file] : where_) out.push_back(name);
-    return out;
-  }
-
- private:
-  std::map<std::string, std::shared_ptr<SafetensorsFile>> where_;
-};
-
-// Checks an entry's dtype and shape; the error names the tensor.
-void expect(const SafetensorsEntry& e, const std::string& name, const std::set<std::string>& dtypes,
-            const std::vector<int64_t>& shape) {
-  if (!dtypes.count(e.dtype)) fail(name, "dtype " + e.dtype + " not expected here");
-  if (e.shape != shape) fail(name, "shape " + shape_str(e.shape) + ", expected " + shape_str(shape));
-}
-
-Tensor dense_tensor(const TensorSource& src, const std::string& dir, const std::string& name,
-                    const std::vector<int64_t>& shape) {
-  const SafetensorsEntry& e = src.get(name, dir);
-  expect(e, name, {"F16", "BF16", "F32"}, shape);
-  Tensor t;
-  t.name = name;
-  t.dtype = e.dtype == "F16" ? DType::F16 : e.dtype == "BF16" ? DType::BF16 : DType::F32;
-  t.shape = shape;
-  t.data = e.data;
-  t.owner = src.mapping(name);
-  return t;
 }
 
 template <class T>
@@ -166,19 +99,15 @@ std::vector<T> copy_entry(const SafetensorsEntry& e) {
   return out;
 }
 
-Linear quantized_linear(const TensorSource& src, const std::string& dir, const std::string& base, int n, int k,
-                        int group_size) {
+Linear quantized_linear(const SafetensorsDirectory& files, const std::string& base, int n, int k, int group_size) {
   const int group = group_size > 0 ? group_size : k;
   if (k % group != 0)
     fail(base, "group size " + std::to_string(group) + " does not divide in_features " + std::to_string(k));
   if (n % awq::kPackFactor != 0) fail(base, "out_features " + std::to_string(n) + " is not a multiple of 8");
   const int words = n / awq::kPackFactor, n_groups = k / group;
-  const SafetensorsEntry& qweight = src.get(base + ".qweight", dir);
-  const SafetensorsEntry& qzeros = src.get(base + ".qzeros", dir);
-  const SafetensorsEntry& scales = src.get(base + ".scales", dir);
-  expect(qweight, base + ".qweight", {"I32"}, {k, words});
-  expect(qzeros, base + ".qzeros", {"I32"}, {n_groups, words});
-  expect(scales, base + ".scales", {"F16"}, {n_groups, n});
+  const SafetensorsEntry& qweight = files.get(base + ".qweight", {"I32"}, {k, words});
+  const SafetensorsEntry& qzeros = files.get(base + ".qzeros", {"I32"}, {n_groups, words});
+  const SafetensorsEntry& scales = files.get(base + ".scales", {"F16"}, {n_groups, n});
   AwqPackedLinear p;
   p.n = n;
   p.k = k;
@@ -280,43 +209,43 @@ Model load_awq_checkpoint(const std::string& dir) {
   m.path = dir;
   m.format = "awq-safetensors";
   const LlamaConfig& c = m.config;
-  const TensorSource src(dir);
+  const SafetensorsDirectory files(dir);
   std::set<std::string> used;
-  auto dense = [&](const std::string& name, std::vector<int64_t> shape) {
+  auto dense = [&](const std::string& name, const std::vector<int64_t>& shape) {
     used.insert(name);
-    return dense_tensor(src, dir, name, std::move(shape));
+    return files.dense(name, shape);
   };
-  m.embed_tokens = dense("model.embed_tokens.weight", {c.vocab_size, c.dim});
+  m.embed_tokens = dense("model.embed_tokens.weight", {c.vocab_size, c.hidden_size});
   const auto shapes = linear_dims(c);
   for (int i = 0; i < c.n_layers; ++i) {
     LayerWeights l;
     const std::string p = layer_prefix(i);
-    l.attn_norm = dense(p + "input_layernorm.weight", {c.dim});
-    l.mlp_norm = dense(p + "post_attention_layernorm.weight", {c.dim});
+    l.attn_norm = dense(p + "input_layernorm.weight", {c.hidden_size});
+    l.mlp_norm = dense(p + "post_attention_layernorm.weight", {c.hidden_size});
     auto linears = block_linears(l);
     for (int t = 0; t < kNumLinears; ++t) {
-      const std::string base = p + kLinearHfNames[t];
+      const std::string base = linear_hf_name(i, t);
       const auto [n, k] = shapes[t];
-      if (src.has(base + ".weight")) {  // listed in modules_to_not_convert: kept dense
+      if (files.has(base + ".weight")) {  // listed in modules_to_not_convert: kept dense
         linears[t]->name = base;
         linears[t]->dense = dense(base + ".weight", {n, k});
         continue;
       }
       for (const char* part : {".qweight", ".qzeros", ".scales"}) used.insert(base + part);
-      *linears[t] = quantized_linear(src, dir, base, n, k, group_size);
+      *linears[t] = quantized_linear(files, base, n, k, group_size);
     }
     m.layers.push_back(std::move(l));
   }
-  m.norm = dense("model.norm.weight", {c.dim});
-  if (src.has("lm_head.weight")) {
-    m.lm_head = dense("lm_head.weight", {c.vocab_size, c.dim});
-  } else if (c.tied_embeddings) {
+  m.norm = dense("model.norm.weight", {c.hidden_size});
+  if (files.has("lm_head.weight")) {
+    m.lm_head = dense("lm_head.weight", {c.vocab_size, c.hidden_size});
+  } else if (c.tie_word_embeddings) {
     m.lm_head = m.embed_tokens;
     m.lm_head.name = "lm_head.weight";
   } else {
     fail(dir, "missing tensor 'lm_head.weight' (config says tie_word_embeddings false)");
   }
-  for (const std::string& name : src.names())
+  for (const std::string& name : files.names())
     if (!used.count(name) && name.find("rotary_emb.inv_freq") == std::string::npos)
       fail(dir, "unexpected tensor '" + name + "'");
   return m;
@@ -343,7 +272,7 @@ void write_awq_checkpoint(const Model& model, const std::string& dir, const AwqW
     blobs.push_back(f16_blob(l.mlp_norm, p + "post_attention_layernorm.weight"));
     const auto linears = block_linears(l);
     for (int t = 0; t < kNumLinears; ++t) {
-      const std::string base = p + kLinearHfNames[t];
+      const std::string base = linear_hf_name(i, t);
       if (!linears[t]->quant) fail(base, "not quantized: every block linear of an AWQ checkpoint must be");
       QuantizedWeight w = *linears[t]->quant;
       if (w.group_size != (group_size == -1 ? w.k : group_size))
@@ -358,7 +287,7 @@ void write_awq_checkpoint(const Model& model, const std::string& dir, const AwqW
     }
   }
   blobs.push_back(f16_blob(model.norm, "model.norm.weight"));
-  if (!c.tied_embeddings) blobs.push_back(f16_blob(model.lm_head, "lm_head.weight"));
+  if (!c.tie_word_embeddings) blobs.push_back(f16_blob(model.lm_head, "lm_head.weight"));
 
   LlamaConfig hf = c;
   hf.rope_interleaved = false;  // q/k rows were permuted above

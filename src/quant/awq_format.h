@@ -4,7 +4,7 @@
 // (or shards listed in model.safetensors.index.json). For every quantized linear layer
 // model.layers.N.{self_attn.{q,k,v,o}_proj, mlp.{gate,up,down}_proj}:
 //
-//   .qweight  I32 [k, n/8]   eight 4-bit codes per word, kernels/awq_layout.h order
+//   .qweight  I32 [k, n/8]   eight 4-bit codes per word, layouts/awq_layout.h order
 //   .qzeros   I32 [k/g, n/8] integer zero points, packed the same way
 //   .scales   F16 [k/g, n]
 //

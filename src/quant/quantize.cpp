@@ -8,9 +8,9 @@
 #include "common/error.h"
 #include "common/half.h"
 #include "common/progress.h"
+#include "model/block_linears.h"
 #include "model/cpu_forward.h"
 #include "quant/awq.h"
-#include "quant/block_linears.h"
 #include "quant/calibration.h"
 #include "quant/rtn.h"
 
@@ -103,7 +103,7 @@ void quantize_rtn_model(const Model& fp16, const QuantSpec& spec, QuantizeResult
 
 // x [n_seq*seq_len, dim]: the embedding rows of the calibration tokens.
 std::vector<float> embed_tokens(const Model& m, const std::vector<int>& tokens) {
-  const int dim = m.config.dim;
+  const int dim = m.config.hidden_size;
   const std::vector<float> table = m.embed_tokens.to_float();
   std::vector<float> x(tokens.size() * dim);
   for (size_t r = 0; r < tokens.size(); ++r) {
@@ -239,26 +239,35 @@ void quantize_awq_model(const Model& fp16, const QuantizeOptions& options, const
 
 }  // namespace
 
+const char* family_name(MethodFamily f) {
+  switch (f) {
+    case MethodFamily::Fp16: return "fp16";
+    case MethodFamily::Rtn: return "rtn";
+    case MethodFamily::Awq: return "awq";
+  }
+  return "?";
+}
+
 QuantizeResult quantize_model(const Model& fp16_model, const QuantizeOptions& options, const Tokenizer* tokenizer) {
   const QuantSpec spec = spec_of(options);
-  if (options.method != "rtn" && options.method != "awq")
-    fail("quantize", "method '" + options.method + "' unknown (rtn or awq)");
+  if (options.family == MethodFamily::Fp16) fail("quantize", "fp16 is the unquantized reference, not a quantizer");
+  const bool awq = options.family == MethodFamily::Awq;
   QuantizeResult result;
   result.model = fp16_model;
-  result.quantization = {{"method", options.method},
+  result.quantization = {{"method", family_name(options.family)},
                          {"bits", spec.bits},
                          {"group_size", spec.group_size},
                          {"zero_point", true},
                          {"symmetric", spec.symmetric},
-                         {"clip", options.method == "awq" && options.clip},
+                         {"clip", awq && options.clip},
                          {"calibration", nullptr},
                          {"search", nullptr}};
   result.layers = nlohmann::json::array();
   result.blocks = nlohmann::json::array();
-  if (options.method == "rtn")
-    quantize_rtn_model(fp16_model, spec, result);
-  else
+  if (awq)
     quantize_awq_model(fp16_model, options, spec, tokenizer, result);
+  else
+    quantize_rtn_model(fp16_model, spec, result);
   return result;
 }
 
@@ -274,7 +283,7 @@ Model to_fp16(const Model& model) {
     for (Linear* linear : block_linears(l)) convert(linear->dense);
   }
   convert(out.norm);
-  if (out.config.tied_embeddings) {
+  if (out.config.tie_word_embeddings) {
     const std::string name = out.lm_head.name;
     out.lm_head = out.embed_tokens;
     out.lm_head.name = name;

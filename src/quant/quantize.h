@@ -18,8 +18,12 @@
 
 namespace qb {
 
+// The weight formats this project compares: the FP16 reference and the two quantizer families.
+enum class MethodFamily { Fp16, Rtn, Awq };
+const char* family_name(MethodFamily f);  // "fp16" | "rtn" | "awq", as run documents name it
+
 struct QuantizeOptions {
-  std::string method = "rtn";  // "rtn" | "awq"
+  MethodFamily family = MethodFamily::Rtn;  // Rtn or Awq
   int bits = 4;                // 2 .. 8
   int group_size = 128;        // > 0, or -1 per output channel
   bool symmetric = false;

@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 
 #include <set>
+#include <tuple>
 
 #include "bench/bench_cases.h"
 #include "bench/bench_report.h"
@@ -23,26 +24,41 @@ json fixture() { return json::parse(read_text_file(QB_TEST_BENCH_DIR "/gbench_fi
 
 }  // namespace
 
-TEST_CASE("the shipped model-shape catalog loads and matches the model configs") {
+// {layer, n, k} of one model's GEMMs, to compare with Hugging Face's published shapes.
+std::vector<std::tuple<std::string, int, int>> gemm_list(const bench::Catalog& catalog, size_t model) {
+  std::vector<std::tuple<std::string, int, int>> out;
+  for (const auto& g : bench::layer_gemms(catalog.models.at(model).config)) out.emplace_back(g.layer, g.n, g.k);
+  return out;
+}
+
+TEST_CASE("the shipped model-shape catalog loads, in order, with the models' GEMM shapes") {
   const bench::Catalog catalog = bench::load_catalog(QB_BENCH_CATALOG);
   REQUIRE(catalog.models.size() == 5);
   CHECK(catalog.group_size == 128);
   CHECK(catalog.m == std::vector<int>{1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096});
-  const bench::ModelShapes& llama2_7b = catalog.models[0];
-  CHECK(llama2_7b.name == "llama-2-7b");
-  REQUIRE(llama2_7b.gemms.size() == 4);
-  CHECK(llama2_7b.gemms[0].layer == "qkv");
-  CHECK(llama2_7b.gemms[0].n == 12288);
-  CHECK(llama2_7b.gemms[3].layer == "down");
-  CHECK(llama2_7b.gemms[3].k == 11008);
+  std::vector<std::string> names;
+  for (const auto& model : catalog.models) names.push_back(model.name);
+  CHECK(names == std::vector<std::string>{"llama-2-7b", "llama-2-13b", "llama-2-70b", "llama-3-8b", "mistral-7b"});
+  // The shapes the catalog listed explicitly before they were derived from the configs.
+  using G = std::vector<std::tuple<std::string, int, int>>;
+  CHECK(gemm_list(catalog, 0) == G{{"qkv", 12288, 4096}, {"o", 4096, 4096}, {"gate_up", 22016, 4096}, {"down", 4096, 11008}});
+  CHECK(gemm_list(catalog, 1) == G{{"qkv", 15360, 5120}, {"o", 5120, 5120}, {"gate_up", 27648, 5120}, {"down", 5120, 13824}});
+  CHECK(gemm_list(catalog, 2) == G{{"qkv", 10240, 8192}, {"o", 8192, 8192}, {"gate_up", 57344, 8192}, {"down", 8192, 28672}});
+  CHECK(gemm_list(catalog, 3) == G{{"qkv", 6144, 4096}, {"o", 4096, 4096}, {"gate_up", 28672, 4096}, {"down", 4096, 14336}});
+  CHECK(gemm_list(catalog, 4) == G{{"qkv", 6144, 4096}, {"o", 4096, 4096}, {"gate_up", 28672, 4096}, {"down", 4096, 14336}});
+  CHECK(catalog.models[3].config.vocab_size == 128256);
   CHECK(bench::expand_cases(catalog).size() == 5 * 4 * 13);
 }
 
-TEST_CASE("a catalog whose shapes contradict the config is refused") {
+TEST_CASE("a broken catalog is refused, naming the field") {
   const std::string good = read_text_file(QB_BENCH_CATALOG);
-  std::string bad = good;
-  bad.replace(bad.find("\"n\": 12288"), 10, "\"n\": 12289");
-  CHECK_THROWS_WITH(bench::parse_catalog(bad, "cat.json"), Catch::Contains("layer qkv has n=12289"));
+  std::string no_heads = good;
+  no_heads.replace(no_heads.find("\"num_attention_heads\": 32"), 25, "\"num_attention_headz\": 32");
+  CHECK_THROWS_WITH(bench::parse_catalog(no_heads, "cat.json"),
+                    Catch::Contains("cat.json: model 'llama-2-7b'") && Catch::Contains("num_attention_heads"));
+  std::string odd_group = good;
+  odd_group.replace(odd_group.find("\"group_size\": 128"), 17, "\"group_size\": 96");
+  CHECK_THROWS_WITH(bench::parse_catalog(odd_group, "cat.json"), Catch::Contains("not a multiple of group_size 96"));
   CHECK_THROWS_WITH(bench::parse_catalog("{}", "cat.json"), Catch::Contains("not a model-shape catalog"));
 }
 
@@ -53,7 +69,7 @@ TEST_CASE("shards partition the cases deterministically") {
   for (int i = 0; i < 3; ++i) {
     const auto mine = bench::select_shard(cases, bench::parse_shard(std::to_string(i) + "/3"));
     total += mine.size();
-    for (const auto& c : mine) CHECK(seen.insert(bench::benchmark_name(c, bench::kMethodW4A16)).second);
+    for (const auto& c : mine) CHECK(seen.insert(bench::benchmark_name(c, bench::kKernelW4A16)).second);
   }
   CHECK(total == cases.size());
   CHECK(bench::select_shard(cases, bench::parse_shard("1/3"))[0].m == cases[1].m);
@@ -63,23 +79,23 @@ TEST_CASE("shards partition the cases deterministically") {
 
 TEST_CASE("benchmark names round-trip, with Google Benchmark's suffixes") {
   const bench::BenchCase c{"llama-3-8b", "gate_up", 33, 28672, 4096, 128};
-  const std::string name = bench::benchmark_name(c, bench::kMethodW4A16);
+  const std::string name = bench::benchmark_name(c, bench::kKernelW4A16);
   CHECK(name == "llama-3-8b/gate_up/m=33/w4a16");
   const auto parsed = bench::parse_benchmark_name(name + "/iterations:50/manual_time");
   CHECK(parsed.model == "llama-3-8b");
   CHECK(parsed.layer == "gate_up");
   CHECK(parsed.m == 33);
-  CHECK(parsed.method == "w4a16");
+  CHECK(parsed.kernel == "w4a16");
   CHECK_THROWS(bench::parse_benchmark_name("BM_something"));
 }
 
 TEST_CASE("work accounting: flops 2mnk, bytes = weights as stored + x + y") {
   const bench::BenchCase c{"llama-2-7b", "qkv", 1, 12288, 4096, 128};
   CHECK(bench::case_flops(c) == 2.0 * 12288 * 4096);
-  CHECK(bench::case_bytes(c, bench::kMethodFp16) == 2.0 * 12288 * 4096 + 2 * 4096 + 2 * 12288);
+  CHECK(bench::case_bytes(c, bench::kKernelFp16) == 2.0 * 12288 * 4096 + 2 * 4096 + 2 * 12288);
   // 4-bit weights + fp16 scales and 4-bit zeros for 32 groups
-  CHECK(bench::case_bytes(c, bench::kMethodW4A16) == 12288 * 4096 / 2.0 + 32 * 12288 * 2.5 + 2 * 4096 + 2 * 12288);
-  CHECK(bench::case_group_size(c, bench::kMethodFp16) == -1);
+  CHECK(bench::case_bytes(c, bench::kKernelW4A16) == 12288 * 4096 / 2.0 + 32 * 12288 * 2.5 + 2 * 4096 + 2 * 12288);
+  CHECK(bench::case_group_size(c, bench::kKernelFp16) == -1);
   const auto r = bench::case_rates(2e12, 3e9, 1e-3, 3000, 700);
   CHECK(r.tflops == Approx(2000));
   CHECK(r.gbps == Approx(3000));

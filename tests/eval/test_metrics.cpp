@@ -3,7 +3,7 @@
 
 #include <cmath>
 
-#include "eval/backend.h"
+#include "eval/cpu_backend.h"
 #include "eval/metrics.h"
 #include "random_model.h"
 
@@ -37,8 +37,8 @@ TEST_CASE("mean, standard error and percentile") {
 TEST_CASE("a model with a zero lm_head has perplexity equal to its vocabulary size") {
   LlamaConfig c = test::small_config(true);
   Model m = test::random_model(c, 4);
-  m.lm_head = Tensor::from_float("lm_head.weight", {c.vocab_size, c.dim},
-                                 std::vector<float>(size_t(c.vocab_size) * c.dim, 0.0f), DType::F32);
+  m.lm_head = Tensor::from_float("lm_head.weight", {c.vocab_size, c.hidden_size},
+                                 std::vector<float>(size_t(c.vocab_size) * c.hidden_size, 0.0f), DType::F32);
   auto backend = make_cpu_backend(m);
   std::vector<int> tokens{1, 2, 3, 4, 5, 6, 7, 8};
   backend->run(tokens);
@@ -62,9 +62,9 @@ TEST_CASE("a model with a zero lm_head has perplexity equal to its vocabulary si
 TEST_CASE("non-finite logits are an error naming the window") {
   LlamaConfig c = test::small_config(true);
   Model m = test::random_model(c, 4);
-  std::vector<float> w(size_t(c.vocab_size) * c.dim, 0.0f);
+  std::vector<float> w(size_t(c.vocab_size) * c.hidden_size, 0.0f);
   w[5] = std::numeric_limits<float>::infinity();
-  m.lm_head = Tensor::from_float("lm_head.weight", {c.vocab_size, c.dim}, w, DType::F32);
+  m.lm_head = Tensor::from_float("lm_head.weight", {c.vocab_size, c.hidden_size}, w, DType::F32);
   auto backend = make_cpu_backend(m);
   std::vector<int> tokens{1, 2, 3};
   backend->run(tokens);

@@ -30,7 +30,7 @@ TEST_CASE("paper: one BOS, non-overlapping windows, tail dropped, ctx-1 scored e
 TEST_CASE("paper with BOS per window scores every text token of the window") {
   ProtocolOptions p;
   p.ctx = 5;
-  p.bos = "window";
+  p.bos = BosPlacement::Window;
   const auto w = plan_windows(iota_tokens(9), 1, p, "d.txt");
   REQUIRE(w.size() == 2);
   CHECK(w[0].tokens == std::vector<int>{1, 10, 11, 12, 13});
@@ -40,7 +40,7 @@ TEST_CASE("paper with BOS per window scores every text token of the window") {
 
 TEST_CASE("sliding: later windows score only the tokens past the overlap") {
   ProtocolOptions p;
-  p.name = "sliding";
+  p.kind = ProtocolKind::Sliding;
   p.ctx = 8;
   p.stride = 3;
   const auto w = plan_windows(iota_tokens(15), 1, p, "d.txt");  // stream of 16: starts 0, 3, 6
@@ -62,9 +62,14 @@ TEST_CASE("a split shorter than one window and bad options are refused") {
   p.ctx = 64;
   CHECK_THROWS_WITH(plan_windows(iota_tokens(10), 1, p, "tiny.txt"),
                     Catch::Contains("tiny.txt") && Catch::Contains("shorter than one window of 64"));
-  p.name = "sliding";
+  p.kind = ProtocolKind::Sliding;
   p.stride = 64;
-  CHECK_THROWS_WITH(validate_protocol(p), Catch::Contains("--stride"));
-  p.name = "chunks";
-  CHECK_THROWS_WITH(validate_protocol(p), Catch::Contains("--protocol: 'chunks'"));
+  CHECK_THROWS_WITH(validate_protocol(p), Catch::Contains("stride must be between 1 and ctx - 1 (63), got 64"));
+  p.stride = 63;
+  CHECK_NOTHROW(validate_protocol(p));
+  p.ctx = 1;
+  CHECK_THROWS_WITH(validate_protocol(p), Catch::Contains("ctx must be at least 2"));
+  p.ctx = 64;
+  p.max_windows = -1;
+  CHECK_THROWS_WITH(validate_protocol(p), Catch::Contains("max_windows must be >= 0"));
 }

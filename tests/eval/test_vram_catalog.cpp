@@ -1,5 +1,6 @@
 // eval/vram_catalog: the catalog models' parameter counts against their published Hugging Face
-// totals, and stored bytes against hand-computed Llama-2-7B numbers.
+// totals, stored bytes against hand-computed Llama-2-7B numbers, and the projection of a
+// committed run document reproduced entry for entry.
 #include <catch2/catch.hpp>
 
 #include <string>
@@ -10,10 +11,12 @@
 
 using namespace qb;
 
-static std::string catalog_path() {
+static std::string repo_path(const std::string& relative) {
   const std::string here = __FILE__;  // <repo>/tests/eval/test_vram_catalog.cpp
-  return here.substr(0, here.rfind("/tests/")) + "/bench/model_shapes.json";
+  return here.substr(0, here.rfind("/tests/")) + "/" + relative;
 }
+
+static std::vector<CatalogModel> shipped_catalog() { return load_catalog_models(repo_path("bench/model_shapes.json")); }
 
 static const nlohmann::json& entry(const nlohmann::json& catalog, const std::string& model, const std::string& label) {
   for (const auto& e : catalog)
@@ -23,7 +26,7 @@ static const nlohmann::json& entry(const nlohmann::json& catalog, const std::str
 }
 
 TEST_CASE("parameter counts match the published model sizes") {
-  const auto catalog = vram_catalog(catalog_path(), {{"fp16", 16, 0}});
+  const auto catalog = vram_catalog(shipped_catalog(), {{"fp16", 16, 0}});
   REQUIRE(catalog.size() == 5);
   // model.num_parameters() of the HF checkpoints (untied lm_head, no rotary buffers).
   const std::pair<const char*, int64_t> published[] = {{"llama-2-7b", 6738415616},
@@ -41,7 +44,8 @@ TEST_CASE("parameter counts match the published model sizes") {
 }
 
 TEST_CASE("Llama-2-7B quantized bytes, by hand") {
-  const auto catalog = vram_catalog(catalog_path(), {{"fp16", 16, 0}, {"awq", 4, 128}, {"rtn", 3, 128}, {"rtn", 4, -1}});
+  const auto catalog = vram_catalog(
+      shipped_catalog(), {{"fp16", 16, 0}, {"awq w4 g128", 4, 128}, {"rtn w3 g128", 3, 128}, {"rtn w4 g-1", 4, -1}});
   REQUIRE(catalog.size() == 20);
   // Block linears: 32 layers x (4 x 4096x4096 + 3 x 11008x4096) weights; embed + lm_head
   // (2 x 32000x4096) and the 65 norms of 4096 stay FP16.
@@ -51,8 +55,10 @@ TEST_CASE("Llama-2-7B quantized bytes, by hand") {
   // w4 g128, every k a multiple of 128: codes k*n/2 + scales (k/128)*n*2 + zeros (k/128)*n/2.
   const int64_t w4g128 = linear / 2 + linear / 128 * 2 + linear / 128 / 2;
   CHECK(w4g128 == 3364487168);
-  CHECK(entry(catalog, "llama-2-7b", "awq w4 g128")["weight_bytes"].get<int64_t>() == w4g128 + 2 * plain);
-  CHECK(entry(catalog, "llama-2-7b", "awq w4 g128")["parameters"].get<int64_t>() == 6738415616);
+  const auto& awq = entry(catalog, "llama-2-7b", "awq w4 g128");
+  CHECK(awq["weight_bytes"].get<int64_t>() == w4g128 + 2 * plain);
+  CHECK(awq["parameters"].get<int64_t>() == 6738415616);
+  CHECK(awq["method"] == "awq w4 g128");
   // w3 g128: codes 3/8 byte each; zeros 3 bits per (group, column); every tensor's count is a
   // multiple of 8, so no padding byte.
   const int64_t w3g128 = linear * 3 / 8 + linear / 128 * 2 + linear / 128 * 3 / 8;
@@ -64,14 +70,34 @@ TEST_CASE("Llama-2-7B quantized bytes, by hand") {
   CHECK(entry(catalog, "llama-2-7b", "rtn w4 g-1")["group_size"] == -1);
 }
 
-TEST_CASE("bad catalogs and methods are refused by name") {
-  CHECK_THROWS_WITH(vram_catalog(catalog_path(), {{"gptq", 4, 128}}), Catch::Contains("'gptq'"));
-  CHECK_THROWS_WITH(vram_catalog(catalog_path(), {{"awq", 9, 128}}), Catch::Contains("bits 9"));
-  CHECK_THROWS_WITH(vram_catalog(catalog_path(), {{"rtn", 4, 0}}), Catch::Contains("group size 0"));
+TEST_CASE("the committed run document's vram.catalog is reproduced exactly") {
+  const nlohmann::json run = read_json_file(repo_path("reports/runs/stories260k-wikitext2-cpu-2026-11-23.json"));
+  const nlohmann::json& committed = run.at("vram").at("catalog");
+  // The settings, in order, are those of the first model's entries.
+  std::vector<VramSetting> settings;
+  for (const auto& e : committed) {
+    if (e["model"] != committed[0]["model"]) break;
+    settings.push_back({e["label"].get<std::string>(), e["bits"].get<int>(), e["group_size"].is_null() ? 0 : e["group_size"].get<int>()});
+  }
+  REQUIRE(settings.size() == 5);
+  const nlohmann::json projected = vram_catalog(shipped_catalog(), settings);
+  CHECK(projected.dump() == committed.dump());
+  const auto& awq = entry(projected, "llama-2-7b", "awq w4 g128");
+  CHECK(awq["parameters"].get<int64_t>() == 6738415616);
+  CHECK(awq["weight_bytes"].get<int64_t>() == 3889307648);
+  CHECK(entry(projected, "llama-2-7b", "fp16")["weight_bytes"].get<int64_t>() == 13476831232);
+}
+
+TEST_CASE("bad catalogs and settings are refused by name") {
+  const auto models = shipped_catalog();
+  CHECK_THROWS_WITH(vram_catalog(models, {{"", 4, 128}}), Catch::Contains("no label"));
+  CHECK_THROWS_WITH(vram_catalog(models, {{"awq w9 g128", 9, 128}}), Catch::Contains("'awq w9 g128'") && Catch::Contains("bits 9"));
+  CHECK_THROWS_WITH(vram_catalog(models, {{"rtn w4 g0", 4, 0}}), Catch::Contains("group size 0"));
   const std::string dir = test::temp_dir("vram-catalog");
-  write_file_atomic(dir + "/bad.json", R"({"schema": "quantbench.model_shapes", "models": [{"name": "x", "config": {"hidden": 8}}]})");
-  CHECK_THROWS_WITH(vram_catalog(dir + "/bad.json", {{"fp16", 16, 0}}),
-                    Catch::Contains("bad.json: model 'x'") && Catch::Contains("config.intermediate"));
+  write_file_atomic(dir + "/bad.json",
+                    R"({"schema": "quantbench.model_shapes", "models": [{"name": "x", "config": {"hidden_size": 8}}]})");
+  CHECK_THROWS_WITH(load_catalog_models(dir + "/bad.json"),
+                    Catch::Contains("bad.json: model 'x'") && Catch::Contains("intermediate_size"));
   write_file_atomic(dir + "/other.json", R"({"schema": "something else"})");
-  CHECK_THROWS_WITH(vram_catalog(dir + "/other.json", {{"fp16", 16, 0}}), Catch::Contains("other.json: not a model-shape catalog"));
+  CHECK_THROWS_WITH(load_catalog_models(dir + "/other.json"), Catch::Contains("other.json: not a model-shape catalog"));
 }

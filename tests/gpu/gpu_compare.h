@@ -17,7 +17,7 @@
 #include <cmath>
 #include <vector>
 
-#include "eval/backend.h"
+#include "eval/cpu_backend.h"
 #include "gpu/cuda_backend.h"
 #include "gpu/cuda_backend_testing.h"
 #include "model/cpu_forward.h"
@@ -57,13 +57,13 @@ inline void check_forward_matches_cpu(const Model& model, LogitsBackend& cuda, c
   const LlamaConfig& c = model.config;
   const int n = static_cast<int>(tokens.size());
   const CpuModel cpu(model);
-  std::vector<float> x(size_t(n) * c.dim);
+  std::vector<float> x(size_t(n) * c.hidden_size);
   cpu.embed(tokens.data(), n, x.data());
   const auto residuals = gpu::testing::run_with_residuals(cuda, tokens);
   REQUIRE(residuals.size() == size_t(c.n_layers) + 1);
   CHECK(relative_error(residuals[0], x) < 1e-3);  // FP16 embeddings widened: exact
   for (int l = 0; l < c.n_layers; ++l) {
-    block_forward(c, cpu.layer(l), x.data(), 1, n);
+    block_forward(c, widen_layer(model.layers[l]), x.data(), 1, n);
     const double err = relative_error(residuals[l + 1], x);
     INFO("after block " << l << " of " << n << " tokens: relative error " << err);
     CHECK(err < kResidualTolerance);

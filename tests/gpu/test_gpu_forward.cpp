@@ -19,11 +19,11 @@ std::string qb_test_skip_reason() { return kernels::cuda_unavailable_reason(); }
 
 namespace {
 
-// dim 256, head_dim 64: every k a multiple of 128 except down_proj's hidden_dim when chosen odd.
-LlamaConfig quant_config(int hidden_dim, bool rope_interleaved, int n_kv_heads = 2) {
+// dim 256, head_dim 64: every k a multiple of 128 except down_proj's intermediate_size when chosen odd.
+LlamaConfig quant_config(int intermediate_size, bool rope_interleaved, int n_kv_heads = 2) {
   LlamaConfig c = test::small_config(rope_interleaved);
-  c.dim = 256;
-  c.hidden_dim = hidden_dim;
+  c.hidden_size = 256;
+  c.intermediate_size = intermediate_size;
   c.n_heads = 4;
   c.n_kv_heads = n_kv_heads;
   c.vocab_size = 320;
@@ -33,7 +33,7 @@ LlamaConfig quant_config(int hidden_dim, bool rope_interleaved, int n_kv_heads =
 
 Model rtn(const Model& fp16, int group_size, bool symmetric) {
   QuantizeOptions o;
-  o.method = "rtn";
+  o.family = MethodFamily::Rtn;
   o.bits = 4;
   o.group_size = group_size;
   o.symmetric = symmetric;
@@ -52,7 +52,7 @@ TEST_CASE("FP16: every block and the logits match the CPU") {
   for (bool interleaved : {false, true}) {
     for (bool tied : {false, true}) {
       LlamaConfig c = test::small_config(interleaved);  // dim 32, hidden 44, 4 heads / 2 kv heads
-      c.tied_embeddings = tied;
+      c.tie_word_embeddings = tied;
       const Model model = to_fp16(test::random_model(c, 11));
       auto cuda = make_cuda_backend(model);
       INFO("small model, interleaved RoPE " << interleaved << ", tied " << tied);
@@ -68,16 +68,16 @@ TEST_CASE("FP16: every block and the logits match the CPU") {
 
 TEST_CASE("4-bit: every block and the logits match the CPU for g32/g64/g128 and every W4A16 kernel") {
   struct Case {
-    int group_size, hidden_dim;
+    int group_size, intermediate_size;
     bool symmetric;
   };
   for (const Case& k : {Case{32, 352, false}, Case{64, 384, false}, Case{128, 384, false}, Case{128, 384, true}}) {
-    const Model fp16 = to_fp16(test::random_model(quant_config(k.hidden_dim, k.group_size == 64), 21));
+    const Model fp16 = to_fp16(test::random_model(quant_config(k.intermediate_size, k.group_size == 64), 21));
     const Model model = rtn(fp16, k.group_size, k.symmetric);
     auto cuda = make_cuda_backend(model);
     // 300: tensor-core kernel; 1100: dequantize + cuBLAS (buffers grow); 5: skinny (they are reused).
     for (int length : {300, 1100, 5}) {
-      INFO("g" << k.group_size << " hidden " << k.hidden_dim << " symmetric " << k.symmetric << ", " << length
+      INFO("g" << k.group_size << " hidden " << k.intermediate_size << " symmetric " << k.symmetric << ", " << length
                << " tokens");
       test::check_forward_matches_cpu(model, *cuda, test::test_tokens(length, model.config.vocab_size, length));
     }
@@ -175,7 +175,7 @@ TEST_CASE("bad input gives one-line errors") {
   SECTION("non-finite logits") {
     Model nan_model = fp16;
     std::vector<float> embed = fp16.embed_tokens.to_float();
-    for (int d = 0; d < c.dim; ++d) embed[size_t(7) * c.dim + d] = std::numeric_limits<float>::quiet_NaN();
+    for (int d = 0; d < c.hidden_size; ++d) embed[size_t(7) * c.hidden_size + d] = std::numeric_limits<float>::quiet_NaN();
     nan_model.embed_tokens = Tensor::from_float(fp16.embed_tokens.name, fp16.embed_tokens.shape, embed, DType::F16);
     auto nan_backend = make_cuda_backend(nan_model);
     auto with_nan = tokens;

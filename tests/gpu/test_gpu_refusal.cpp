@@ -15,7 +15,7 @@ std::string qb_test_skip_reason() { return test::require_data("models/stories260
 
 static Model rtn(const Model& fp16, int bits, int group_size) {
   QuantizeOptions o;
-  o.method = "rtn";
+  o.family = MethodFamily::Rtn;
   o.bits = bits;
   o.group_size = group_size;
   return quantize_model(fp16, o, nullptr).model;
@@ -23,8 +23,8 @@ static Model rtn(const Model& fp16, int bits, int group_size) {
 
 static Model random_fp16(int hidden_dim) {
   LlamaConfig c = test::small_config(false);
-  c.dim = 256;
-  c.hidden_dim = hidden_dim;
+  c.hidden_size = 256;
+  c.intermediate_size = hidden_dim;
   return to_fp16(test::random_model(c, 3));
 }
 
@@ -53,7 +53,7 @@ TEST_CASE("bit widths and group sizes the W4A16 kernels do not take are refused 
 
 TEST_CASE("weights that disagree with the config are refused by name") {
   Model m = random_fp16(384);
-  m.config.hidden_dim = 352;
+  m.config.intermediate_size = 352;
   CHECK_THROWS_WITH(make_cuda_backend(m), Catch::StartsWith("model.layers.0.mlp.gate_proj: shape [384, 256] does not "
                                                             "match the config's [352, 256]"));
 }

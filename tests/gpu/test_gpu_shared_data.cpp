@@ -35,7 +35,7 @@ static std::vector<Window> tinystories_windows(int count) {
   const TextDataset text = load_text_dataset(test::data_file(kText));
   ProtocolOptions p;
   p.ctx = 257;
-  p.bos = "window";
+  p.bos = BosPlacement::Window;
   p.max_windows = count;
   return plan_windows(tokenizer.encode(text.text), tokenizer.bos_id(), p, text.path);
 }
@@ -69,14 +69,14 @@ TEST_CASE("stories260K FP16 matches the CPU: blocks, logits, the manifest's perp
 
 TEST_CASE("AWQ w4 g128 (TinyStories calibration) on a random vocab-512 model matches the CPU") {
   LlamaConfig c = test::small_config(false);
-  c.dim = 256;
-  c.hidden_dim = 384;
+  c.hidden_size = 256;
+  c.intermediate_size = 384;
   c.vocab_size = 512;
   c.max_seq_len = 512;
   const Model fp16 = to_fp16(test::random_model(c, 61));
   const Tokenizer tokenizer(test::data_file(kTokenizer));
   QuantizeOptions o;
-  o.method = "awq";
+  o.family = MethodFamily::Awq;
   o.bits = 4;
   o.group_size = 128;
   o.calib_path = test::data_file(kText);

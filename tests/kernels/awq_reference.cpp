@@ -5,7 +5,7 @@
 #include <cmath>
 
 #include "common/half.h"
-#include "kernels/awq_layout.h"
+#include "layouts/awq_layout.h"
 
 namespace qb::test {
 namespace {

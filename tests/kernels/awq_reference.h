@@ -1,6 +1,6 @@
 #pragma once
 // CPU reference for the W4A16 kernel tests: random packed AWQ weights (packed with
-// kernels/awq_layout.h, the layout's one definition), the reference dequantizer, an FP32 GEMM and
+// layouts/awq_layout.h, the layout's one definition), the reference dequantizer, an FP32 GEMM and
 // the error measure every kernel test uses. No CUDA.
 #include <cstddef>
 #include <cstdint>

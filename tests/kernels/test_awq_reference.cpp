@@ -1,4 +1,4 @@
-// CPU-only (always runs): the packing helpers of kernels/awq_layout.h that both the quantizer and
+// CPU-only (always runs): the packing helpers of layouts/awq_layout.h that both the quantizer and
 // the kernels rely on, including the lane/magic-number trick the kernels use to dequantize, and
 // the CPU reference the GPU tests compare against.
 #include <catch2/catch.hpp>
@@ -8,7 +8,7 @@
 
 #include "awq_reference.h"
 #include "common/half.h"
-#include "kernels/awq_layout.h"
+#include "layouts/awq_layout.h"
 
 using namespace qb;
 

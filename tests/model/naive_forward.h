@@ -18,7 +18,7 @@ class NaiveForward {
 
   // Logits [vocab] for `token` at position pos (positions must come in order 0, 1, 2, ...).
   std::vector<float> step(int token, int pos) {
-    const int dim = c_.dim, hd = c_.head_dim();
+    const int dim = c_.hidden_size, hd = c_.head_dim();
     std::vector<double> x(dim);
     for (int i = 0; i < dim; ++i) x[i] = m_.embed_tokens.at(int64_t(token) * dim + i);
     for (int l = 0; l < c_.n_layers; ++l) {
@@ -67,7 +67,7 @@ class NaiveForward {
   std::vector<double> rmsnorm(const std::vector<double>& x, const Tensor& w) const {
     double ss = 0.0;
     for (double v : x) ss += v * v;
-    const double inv = 1.0 / std::sqrt(ss / x.size() + c_.norm_eps);
+    const double inv = 1.0 / std::sqrt(ss / x.size() + c_.rms_norm_eps);
     std::vector<double> out(x.size());
     for (size_t i = 0; i < x.size(); ++i) out[i] = x[i] * inv * w.at(i);
     return out;

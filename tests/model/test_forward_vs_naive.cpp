@@ -10,7 +10,7 @@ using namespace qb;
 TEST_CASE("batched logits equal the naive single-token path on random models") {
   for (bool interleaved : {true, false}) {
     LlamaConfig c = test::small_config(interleaved);
-    c.tied_embeddings = !interleaved;
+    c.tie_word_embeddings = !interleaved;
     const Model m = test::random_model(c, interleaved ? 11 : 12);
     std::vector<int> tokens;
     for (int i = 0; i < 40; ++i) tokens.push_back((i * 37 + 5) % c.vocab_size);

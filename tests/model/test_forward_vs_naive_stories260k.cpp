@@ -26,13 +26,13 @@ TEST_CASE("stories260K: batched logits equal the naive single-token path within 
 
 TEST_CASE("shared stories260K loads with the manifest's architecture") {
   const Model m = load_model(test::data_file("models/stories260K/stories260K.bin"));
-  CHECK(m.config.dim == 64);
-  CHECK(m.config.hidden_dim == 172);
+  CHECK(m.config.hidden_size == 64);
+  CHECK(m.config.intermediate_size == 172);
   CHECK(m.config.n_layers == 5);
   CHECK(m.config.n_heads == 8);
   CHECK(m.config.n_kv_heads == 4);
   CHECK(m.config.vocab_size == 512);
   CHECK(m.config.max_seq_len == 512);
-  CHECK(m.config.tied_embeddings);
+  CHECK(m.config.tie_word_embeddings);
   CHECK(m.parameter_count() == 260032);
 }

@@ -13,11 +13,12 @@
 #include "common/error.h"
 #include "common/files.h"
 #include "common/half.h"
-#include "kernels/awq_layout.h"
+#include "layouts/awq_layout.h"
+#include "model/block_linears.h"
 #include "model/cpu_forward.h"
+#include "model/load.h"
 #include "model/safetensors.h"
 #include "quant/awq_format.h"
-#include "quant/block_linears.h"
 #include "quant/quantize.h"
 #include "random_model.h"
 
@@ -167,6 +168,75 @@ TEST_CASE("a sharded checkpoint (model.safetensors.index.json) loads the same we
   CHECK(a.layers[0].q_proj.quant->zeros == b.layers[0].q_proj.quant->zeros);
 }
 
+namespace {
+
+// Splits dir/model.safetensors into two shards (the MLP in the second, as HF's save_pretrained may)
+// and an index; `mutate` may edit the shards and the index before they are written.
+using ShardMutation = std::function<void(std::vector<SafetensorsBlob>(&)[2], nlohmann::json&)>;
+
+void shard(const std::string& dir, const ShardMutation& mutate) {
+  std::vector<SafetensorsBlob> shards[2];
+  nlohmann::json index = {{"metadata", nlohmann::json::object()}, {"weight_map", nlohmann::json::object()}};
+  {
+    const SafetensorsFile source(dir + "/model.safetensors");
+    for (const auto& [name, e] : source.entries()) {
+      const int i = name.find(".mlp.") != std::string::npos ? 1 : 0;
+      shards[i].push_back({name, e.dtype, e.shape, std::vector<uint8_t>(e.data, e.data + e.nbytes)});
+      index["weight_map"][name] = "model-0000" + std::to_string(i + 1) + "-of-00002.safetensors";
+    }
+  }
+  std::filesystem::remove(dir + "/model.safetensors");
+  mutate(shards, index);
+  for (int i = 0; i < 2; ++i)
+    write_safetensors(dir + "/model-0000" + std::to_string(i + 1) + "-of-00002.safetensors", shards[i]);
+  write_file_atomic(dir + "/model.safetensors.index.json", index.dump());
+}
+
+// The error of `load` on `dir`, with the directory written as <dir>.
+std::string sharded_error(const std::string& dir, const std::function<Model(const std::string&)>& load) {
+  try {
+    load(dir);
+  } catch (const Error& e) {
+    std::string msg = e.what();
+    for (size_t at; (at = msg.find(dir)) != std::string::npos;) msg.replace(at, dir.size(), "<dir>");
+    return msg;
+  }
+  return "no error";
+}
+
+}  // namespace
+
+TEST_CASE("sharded HF and AWQ directories are validated by one reader with the same errors") {
+  const ShardMutation cases[] = {
+      [](auto&, auto& index) { index["weight_map"]["model.norm.weight"] = 3; },
+      [](auto&, auto& index) { index["weight_map"]["model.norm.weight"] = "model-00003-of-00003.safetensors"; },
+      [](auto& shards, auto&) { shards[1].push_back(find(shards[0], "model.embed_tokens.weight")); },
+      [](auto&, auto& index) { index["weight_map"]["model.norm.weight"] = "model-00002-of-00002.safetensors"; },
+      [](auto&, auto& index) { index.erase("weight_map"); },
+  };
+  const std::string expected[] = {
+      "<dir>/model.safetensors.index.json: weight_map['model.norm.weight'] is not a file name",
+      "<dir>/model-00003-of-00003.safetensors: cannot open",
+      "<dir>/model-00002-of-00002.safetensors: tensor 'model.embed_tokens.weight' is also in "
+      "<dir>/model-00001-of-00002.safetensors",
+      "<dir>/model-00002-of-00002.safetensors: missing tensor 'model.norm.weight', which "
+      "<dir>/model.safetensors.index.json places in this file",
+      "<dir>/model.safetensors.index.json: missing object 'weight_map'",
+  };
+  const Model fp32 = test::random_model(test::small_config(false), 8);
+  for (size_t i = 0; i < std::size(cases); ++i) {
+    const std::string hf = test::temp_dir("hf-sharded");
+    test::write_hf_dir(fp32, hf);
+    shard(hf, cases[i]);
+    const std::string awq = hand_made_checkpoint("awq-sharded-bad");
+    shard(awq, cases[i]);
+    const std::string hf_error = sharded_error(hf, load_hf_directory);
+    CHECK_THAT(hf_error, Catch::StartsWith(expected[i]));
+    CHECK(hf_error.find('\n') == std::string::npos);
+    CHECK(sharded_error(awq, load_awq_checkpoint) == hf_error);
+  }
+}
+
 TEST_CASE("bad AWQ checkpoints are refused with one line naming the tensor") {
   auto load_error = [](const std::string& tag, const Mutation& mutate) {
     try {
@@ -219,7 +289,7 @@ TEST_CASE("bad AWQ checkpoints are refused with one line naming the tensor") {
 namespace {
 LlamaConfig writable_config(bool interleaved) {
   LlamaConfig c = test::small_config(interleaved);  // dim 32, 4 heads, 2 kv heads
-  c.hidden_dim = 48;                                // multiple of 8 and of the group size 16
+  c.intermediate_size = 48;                                // multiple of 8 and of the group size 16
   return c;
 }
 
@@ -236,7 +306,7 @@ TEST_CASE("write then load keeps every code and the model's logits (both RoPE la
   for (bool interleaved : {true, false}) {
     const Model fp16 = to_fp16(test::random_model(writable_config(interleaved), 21));
     QuantizeOptions o;
-    o.method = "rtn";
+    o.family = MethodFamily::Rtn;
     o.group_size = 16;
     const QuantizeResult q = quantize_model(fp16, o, nullptr);
     const std::string dir = test::temp_dir("awq-roundtrip") + "/out";
@@ -260,14 +330,14 @@ TEST_CASE("the writer refuses widths and group sizes the format cannot hold, nam
   const Model fp16 = to_fp16(test::random_model(writable_config(false), 4));
   const std::string dir = test::temp_dir("awq-refuse");
   QuantizeOptions o;
-  o.method = "rtn";
+  o.family = MethodFamily::Rtn;
   o.group_size = 16;
   o.bits = 3;
   CHECK_THROWS_WITH(write_awq_checkpoint(quantize_model(fp16, o, nullptr).model, dir + "/a"),
                     Catch::Contains("model.layers.0.self_attn.q_proj") && Catch::Contains("3-bit"));
   o.bits = 4;
   LlamaConfig c = writable_config(false);
-  c.hidden_dim = 40;  // 40 % 16 != 0: down_proj's last group is shorter
+  c.intermediate_size = 40;  // 40 % 16 != 0: down_proj's last group is shorter
   CHECK_THROWS_WITH(write_awq_checkpoint(quantize_model(to_fp16(test::random_model(c, 5)), o, nullptr).model, dir + "/b"),
                     Catch::Contains("model.layers.0.mlp.down_proj") && Catch::Contains("does not divide in_features 40"));
   CHECK_FALSE(std::filesystem::exists(dir + "/a"));

@@ -1,11 +1,11 @@
 // RTN and AWQ on the shared stories260K model, calibrated on TinyStories training text: the
-// calibration protocol, the recorded search, and errors that are finite and ordered as expected.
+// recorded search, and errors that are finite and ordered as expected (the calibration samples
+// themselves: test_calibration_stories260k.cpp).
 #include <catch2/catch.hpp>
 
 #include "common/error.h"
 #include "datasets/tokenizer.h"
 #include "model/load.h"
-#include "quant/calibration.h"
 #include "quant/quantize.h"
 #include "test_support.h"
 
@@ -22,29 +22,11 @@ namespace {
 const std::string kCalib = "text/tinystories/tinystories_train_head.txt";
 }
 
-TEST_CASE("calibration samples: BOS first, none inside, evenly spaced, real counts recorded") {
-  const Tokenizer tok(test::data_file("models/stories260K/tok512.model"));
-  const CalibrationSet set = load_calibration(test::data_file(kCalib), tok, 16, 128, "", false);
-  CHECK(set.n_samples == 16);
-  CHECK(set.tokens.size() == 16 * 128);
-  for (int s = 0; s < 16; ++s) {
-    CHECK(set.tokens[s * 128] == tok.bos_id());
-    for (int i = 1; i < 128; ++i) CHECK(set.tokens[s * 128 + i] != tok.bos_id());
-  }
-  CHECK(set.provenance["tokens"] == 16 * 128);
-  // More samples than the file holds: all of it, and the real number recorded.
-  const CalibrationSet all = load_calibration(test::data_file(kCalib), tok, 100000, 512, "", false);
-  CHECK(all.n_samples < 100000);
-  CHECK(all.provenance["samples"] == all.n_samples);
-  CHECK(all.provenance["samples_requested"] == 100000);
-  CHECK(all.n_samples == all.provenance["file_tokens"].get<long>() / 511);
-}
-
 TEST_CASE("stories260K: AWQ w3 g32 records its search and beats RTN on the block outputs") {
   const Tokenizer tok(test::data_file("models/stories260K/tok512.model"));
   const Model fp16 = to_fp16(load_model(test::data_file("models/stories260K/stories260K.bin")));
   QuantizeOptions o;
-  o.method = "awq";
+  o.family = MethodFamily::Awq;
   o.bits = 3;
   o.group_size = 32;
   o.calib_path = test::data_file(kCalib);
@@ -77,7 +59,7 @@ TEST_CASE("stories260K: chain_quantized changes the inputs of later blocks only"
   const Tokenizer tok(test::data_file("models/stories260K/tok512.model"));
   const Model fp16 = to_fp16(load_model(test::data_file("models/stories260K/stories260K.bin")));
   QuantizeOptions o;
-  o.method = "awq";
+  o.family = MethodFamily::Awq;
   o.group_size = 32;
   o.calib_path = test::data_file(kCalib);
   o.calib_samples = 8;

@@ -124,9 +124,41 @@ TEST_CASE("a database of another schema version or not a history is refused") {
   REQUIRE(sqlite3_exec(handle, "PRAGMA user_version = 7", nullptr, nullptr, nullptr) == SQLITE_OK);
   sqlite3_close(handle);
   CHECK_THROWS_WITH(append_history(db, qb::test::eval_fixture()),
-                    db + ": history schema version 7 is not supported (this quantbench uses 1)");
+                    db + ": history schema version 7 is not supported (this quantbench uses 2)");
   const std::string text = qb::test::scratch_path("history-not-a-db.db");
   qb::write_file_atomic(text, std::string(4096, 'x'));
   CHECK_THROWS_AS(append_history(text, qb::test::eval_fixture()), qb::Error);
   CHECK_THROWS_WITH(history_counts(qb::test::scratch_path("absent.db")), Catch::Contains("absent.db: cannot open"));
+}
+
+TEST_CASE("a version 1 database (metric.method, bench_case.method) is upgraded by an append, keeping its rows") {
+  const std::string db = qb::test::scratch_path("history-v1.db");
+  sqlite3* handle = nullptr;
+  REQUIRE(sqlite3_open(db.c_str(), &handle) == SQLITE_OK);
+  // Version 1's schema as quantbench 0.1 created it, with one eval run's ppl.
+  const char* v1 = R"sql(
+CREATE TABLE run (id INTEGER PRIMARY KEY, created TEXT NOT NULL, kind TEXT NOT NULL CHECK (kind IN ('eval', 'bench')),
+  tool_version TEXT NOT NULL, git_revision TEXT NOT NULL, hostname TEXT NOT NULL, device TEXT NOT NULL, model TEXT,
+  dataset_sha256 TEXT, protocol TEXT, document TEXT NOT NULL, document_sha256 TEXT NOT NULL UNIQUE);
+CREATE INDEX run_series ON run (kind, device, model, dataset_sha256, protocol, id);
+CREATE TABLE metric (run_id INTEGER NOT NULL REFERENCES run (id) ON DELETE CASCADE, method TEXT NOT NULL,
+  name TEXT NOT NULL, value REAL, PRIMARY KEY (run_id, method, name));
+CREATE TABLE bench_case (run_id INTEGER NOT NULL REFERENCES run (id) ON DELETE CASCADE, model TEXT NOT NULL,
+  layer TEXT NOT NULL, m INTEGER NOT NULL, n INTEGER NOT NULL, k INTEGER NOT NULL, group_size INTEGER NOT NULL,
+  method TEXT NOT NULL, kernel TEXT NOT NULL, time_median REAL NOT NULL, time_p10 REAL NOT NULL,
+  time_p90 REAL NOT NULL, tflops REAL NOT NULL, gbps REAL NOT NULL,
+  UNIQUE (run_id, model, layer, m, n, k, group_size, method));
+PRAGMA user_version = 1;
+)sql";
+  REQUIRE(sqlite3_exec(handle, v1, nullptr, nullptr, nullptr) == SQLITE_OK);
+  sqlite3_close(handle);
+  CHECK_THROWS_WITH(history_counts(db), db + ": history schema version 1 (an older quantbench); appending a run to "
+                                               "it upgrades it to 2");
+  append_history(db, qb::test::eval_fixture());
+  append_history(db, qb::test::h100_fixture());
+  CHECK(user_version(db) == 2);
+  const HistoryCounts counts = history_counts(db);
+  CHECK(counts.runs == 2);
+  CHECK(counts.cases == static_cast<int64_t>(qb::test::h100_fixture()["bench"]["cases"].size()));
+  CHECK(history_trend(db, qb::test::eval_fixture(), 5).series.size() == qb::test::eval_fixture()["methods"].size());
 }

@@ -18,16 +18,16 @@ namespace qb::test {
 
 LlamaConfig small_config(bool rope_interleaved) {
   LlamaConfig c;
-  c.dim = 32;
-  c.hidden_dim = 44;
+  c.hidden_size = 32;
+  c.intermediate_size = 44;
   c.n_layers = 2;
   c.n_heads = 4;
   c.n_kv_heads = 2;
   c.vocab_size = 96;
   c.max_seq_len = 64;
   c.rope_theta = 10000.0f;
-  c.norm_eps = 1e-5f;
-  c.tied_embeddings = false;
+  c.rms_norm_eps = 1e-5f;
+  c.tie_word_embeddings = false;
   c.rope_interleaved = rope_interleaved;
   return c;
 }
@@ -46,7 +46,7 @@ Model random_model(const LlamaConfig& c, unsigned seed) {
   m.config = c;
   m.path = "random";
   m.format = "random";
-  const int64_t dim = c.dim, hd = c.head_dim(), q = int64_t(c.n_heads) * hd, kv = int64_t(c.n_kv_heads) * hd;
+  const int64_t dim = c.hidden_size, hd = c.head_dim(), q = int64_t(c.n_heads) * hd, kv = int64_t(c.n_kv_heads) * hd;
   m.embed_tokens = tensor("model.embed_tokens.weight", {c.vocab_size, dim}, 0.0f, 1.0f);
   for (int l = 0; l < c.n_layers; ++l) {
     const std::string pre = "model.layers." + std::to_string(l) + ".";
@@ -61,13 +61,13 @@ Model random_model(const LlamaConfig& c, unsigned seed) {
     lin(w.v_proj, "self_attn.v_proj", kv, dim);
     lin(w.o_proj, "self_attn.o_proj", dim, q);
     w.mlp_norm = tensor(pre + "post_attention_layernorm.weight", {dim}, 1.0f, 0.1f);
-    lin(w.gate_proj, "mlp.gate_proj", c.hidden_dim, dim);
-    lin(w.up_proj, "mlp.up_proj", c.hidden_dim, dim);
-    lin(w.down_proj, "mlp.down_proj", dim, c.hidden_dim);
+    lin(w.gate_proj, "mlp.gate_proj", c.intermediate_size, dim);
+    lin(w.up_proj, "mlp.up_proj", c.intermediate_size, dim);
+    lin(w.down_proj, "mlp.down_proj", dim, c.intermediate_size);
     m.layers.push_back(w);
   }
   m.norm = tensor("model.norm.weight", {dim}, 1.0f, 0.1f);
-  m.lm_head = c.tied_embeddings ? m.embed_tokens : tensor("lm_head.weight", {c.vocab_size, dim}, 0.0f, 0.2f);
+  m.lm_head = c.tie_word_embeddings ? m.embed_tokens : tensor("lm_head.weight", {c.vocab_size, dim}, 0.0f, 0.2f);
   return m;
 }
 
@@ -79,8 +79,8 @@ static void append(std::string& out, const Tensor& t) {
 void write_llama2c(const Model& m, const std::string& path) {
   const LlamaConfig& c = m.config;
   std::string out;
-  const int32_t h[7] = {c.dim, c.hidden_dim, c.n_layers, c.n_heads, c.n_kv_heads,
-                        c.tied_embeddings ? c.vocab_size : -c.vocab_size, c.max_seq_len};
+  const int32_t h[7] = {c.hidden_size, c.intermediate_size, c.n_layers, c.n_heads, c.n_kv_heads,
+                        c.tie_word_embeddings ? c.vocab_size : -c.vocab_size, c.max_seq_len};
   out.append(reinterpret_cast<const char*>(h), sizeof(h));
   append(out, m.embed_tokens);
   for (auto& l : m.layers) append(out, l.attn_norm);
@@ -94,7 +94,7 @@ void write_llama2c(const Model& m, const std::string& path) {
   for (auto& l : m.layers) append(out, l.up_proj.dense);
   append(out, m.norm);
   out.append(size_t(c.max_seq_len) * c.head_dim() * 4, '\0');  // legacy freq_cis, unused
-  if (!c.tied_embeddings) append(out, m.lm_head);
+  if (!c.tie_word_embeddings) append(out, m.lm_head);
   write_file_atomic(path, out);
 }
 

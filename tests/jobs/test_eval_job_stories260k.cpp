@@ -1,9 +1,9 @@
-// The eval job end to end on the shared stories260K model: the manifest's reference perplexities
+// The eval job (src/jobs) end to end on the shared stories260K model: the manifest's reference perplexities
 // (float64 numpy forward, 256-token windows with BOS each, first 20 windows) and bad inputs.
 #include <catch2/catch.hpp>
 
 #include "common/files.h"
-#include "eval/eval_job.h"
+#include "jobs/eval_job.h"
 #include "random_model.h"
 #include "reports/run_schema.h"
 #include "test_support.h"
@@ -24,7 +24,7 @@ static EvalOptions manifest_options(const std::string& dataset) {
   o.tokenizer_path = test::data_file("models/stories260K/tok512.model");
   o.dataset_path = test::data_file(dataset);
   o.protocol.ctx = 257;  // BOS + 256 text tokens, all 256 scored
-  o.protocol.bos = "window";
+  o.protocol.bos = BosPlacement::Window;
   o.protocol.max_windows = 20;
   return o;
 }
@@ -38,7 +38,7 @@ TEST_CASE("stories260K reproduces the manifest's reference perplexities") {
   CHECK(run["dataset"]["sha256"] == "727e8b228375be3075114c20729c93ed6e81ae5d8fe7faf7cb54b304f0322d70");
 
   EvalOptions wiki = manifest_options("text/wikitext-2-raw/wiki.test.raw");
-  wiki.dataset_format = "text";  // the manifest scored the file's bytes, not the HF-row join
+  wiki.dataset_format = DatasetFormat::Text;  // the manifest scored the file's bytes, not the HF-row join
   CHECK(run_eval(wiki)["methods"][0]["quality"]["ppl"].get<double>() == Approx(132.7).epsilon(0.001));
 }
 

@@ -1,7 +1,12 @@
 #pragma once
-// A backend runs one model's weights over a window and scores the window's targets; the CPU one
-// is the reference and the default, a CUDA one lives beside the kernels. Scoring happens where
-// the logits are, so a GPU backend never copies a window's full logits to the host.
+// A backend runs one model's weights over a window and scores the window's targets. The CPU one
+// (eval/cpu_backend.h) is the reference and the default; the CUDA one is src/gpu/cuda_backend.h.
+// Scoring happens where the logits are, so a GPU backend never copies a window's full logits to
+// the host; every backend computes the same per-target quantities, defined here once:
+//   nll       -log softmax(logits[j-1])[tokens[j]], in double
+//   kl        KL(reference || this) = sum_v p_v (log p_v - log q_v) over the softmax rows, >= 0
+//   top1_same whether both rows' first maximal logit is at the same index
+// The CPU backend computes them with eval/metrics.h; tests/gpu compares the device's with it.
 #include <memory>
 #include <string>
 #include <vector>
@@ -19,10 +24,13 @@ struct WindowScores {
   std::vector<uint8_t> top1_same;  // 1 where this model's argmax equals the reference's
 };
 
+enum class Device { Cpu, Cuda };
+const char* device_name(Device d);  // "cpu" | "cuda", as run documents name it
+
 class LogitsBackend {
  public:
   virtual ~LogitsBackend() = default;
-  virtual std::string device() const = 0;  // "cpu" | "cuda"
+  virtual Device device() const = 0;
   // Runs the model over `tokens` as one sequence at positions 0..n-1 and keeps its logits.
   virtual void run(const std::vector<int>& tokens) = 0;
   // Scores targets tokens[first .. n) from the logits of the last run (target j is predicted by
@@ -35,7 +43,5 @@ class LogitsBackend {
   // "peak_bytes", ...} as measured with cudaMemGetInfo (see the run document's "vram").
   virtual nlohmann::json memory() const { return nullptr; }
 };
-
-std::unique_ptr<LogitsBackend> make_cpu_backend(const Model& model);
 
 }  // namespace qb

@@ -1,6 +1,7 @@
 #pragma once
-// The seven linear layers of a Llama block, enumerated once for the quantizers and the checkpoint
-// format: index, HF name and shape.
+// The seven linear layers of a Llama block, listed once: their order (LinearIndex), HF module
+// names, shapes, and where each lives in LayerWeights and in the widened CpuLayer. Everything that
+// walks a block's linears (loaders, writers, quantizers, backends) goes through this list.
 #include <array>
 #include <string>
 #include <utility>
@@ -13,9 +14,16 @@ namespace qb {
 
 enum LinearIndex { kQ, kK, kV, kO, kGate, kUp, kDown, kNumLinears };
 
-// "self_attn.q_proj", "self_attn.k_proj", ..., "mlp.down_proj"
-extern const std::array<const char*, kNumLinears> kLinearHfNames;
-// "model.layers.<layer>.<kLinearHfNames[index]>"
+struct BlockLinear {
+  const char* hf_name;                    // within a layer, e.g. "self_attn.q_proj"
+  Linear LayerWeights::*weights;          // e.g. &LayerWeights::q_proj
+  std::vector<float> CpuLayer::*widened;  // e.g. &CpuLayer::wq
+};
+
+// Indexed by LinearIndex.
+extern const std::array<BlockLinear, kNumLinears> kBlockLinears;
+
+// "model.layers.<layer>.<kBlockLinears[index].hf_name>"
 std::string linear_hf_name(int layer, int index);
 // {out_features, in_features} of each linear.
 std::array<std::pair<int, int>, kNumLinears> linear_dims(const LlamaConfig& c);

@@ -1,0 +1,109 @@
+#include "eval/run_document.h"
+
+#include <cmath>
+
+#include "common/error.h"
+#include "common/run_document.h"
+
+namespace qb {
+namespace {
+
+// {"F16": bytes, "Q4": bytes, ...}: weight bytes as stored, by dtype.
+nlohmann::json bytes_by_dtype_json(const std::vector<std::pair<std::string, size_t>>& by_dtype) {
+  nlohmann::json out = nlohmann::json::object();
+  for (const auto& [name, bytes] : by_dtype) out[name] = bytes;
+  return out;
+}
+
+size_t total_bytes(const std::vector<std::pair<std::string, size_t>>& by_dtype) {
+  size_t total = 0;
+  for (const auto& [name, bytes] : by_dtype) total += bytes;
+  return total;
+}
+
+nlohmann::json model_json(const Model& m) {
+  const LlamaConfig& c = m.config;
+  return {{"path", m.path},
+          {"format", m.format},
+          {"architecture",
+           {{"dim", c.hidden_size}, {"hidden_dim", c.intermediate_size}, {"n_layers", c.n_layers},
+            {"n_heads", c.n_heads}, {"n_kv_heads", c.n_kv_heads}, {"vocab_size", c.vocab_size},
+            {"max_seq_len", c.max_seq_len}, {"rope_theta", c.rope_theta}, {"norm_eps", c.rms_norm_eps},
+            {"tied_embeddings", c.tie_word_embeddings}}},
+          {"parameters", m.parameter_count()},
+          {"weight_bytes_by_dtype", bytes_by_dtype_json(m.weight_bytes_by_dtype())}};
+}
+
+nlohmann::json method_json(const EvaluatedMethod& m, const EvaluatedMethod& reference, size_t windows) {
+  const LockstepSums& s = m.sums;
+  const bool is_ref = &m == &reference;
+  const double ppl = std::exp(s.nll.mean()), ref_ppl = std::exp(reference.sums.nll.mean());
+  const size_t bytes = total_bytes(m.bytes_by_dtype), ref_bytes = total_bytes(reference.bytes_by_dtype);
+  // Against the reference only: null for the reference itself.
+  auto versus = [is_ref](double v) { return is_ref ? nlohmann::json(nullptr) : nlohmann::json(v); };
+  std::vector<double> kl_values = s.kl_values;  // percentile reorders
+  nlohmann::json entry = {
+      {"method", m.family},
+      {"label", m.label},
+      {"quantization", m.quantization},
+      {"quality",
+       {{"ppl", ppl},
+        {"ppl_stderr", ppl * s.nll.stderr_of_mean()},  // delta method: d exp(m) = exp(m) dm
+        {"mean_nll", s.nll.mean()},
+        {"nll_stderr", s.nll.stderr_of_mean()},
+        {"tokens_scored", s.nll.n},
+        {"windows", windows},
+        {"delta_ppl_pct", versus(100.0 * (ppl / ref_ppl - 1.0))},
+        {"kl_mean", versus(s.kl.mean())},
+        {"kl_stderr", versus(s.kl.stderr_of_mean())},
+        {"kl_p99", versus(is_ref ? 0.0 : percentile(kl_values, 0.99))},
+        {"top1_agreement", versus(is_ref ? 0.0 : double(s.top1_same) / s.kl.n)}}},
+      {"size",
+       {{"weight_bytes", bytes},
+        {"saving_vs_fp16", double(ref_bytes) / bytes},
+        {"bytes_by_dtype", bytes_by_dtype_json(m.bytes_by_dtype)}}},
+      {"speed", {{"device", device_name(m.device)}, {"tokens_per_s", s.tokens_run / s.seconds}, {"seconds", s.seconds}}}};
+  if (!m.layers.is_null()) entry["layers"] = m.layers;
+  return entry;
+}
+
+// Measured device memory per method (GPU backends only) and the catalog projection.
+nlohmann::json vram_json(const EvalResults& r) {
+  nlohmann::json vram = nlohmann::json::object();
+  nlohmann::json per_method = nlohmann::json::array();
+  for (const EvaluatedMethod& m : r.methods) {
+    if (m.memory.is_null()) continue;
+    if (!vram.contains("device_bytes_free_before")) vram["device_bytes_free_before"] = m.memory["device_bytes_free_before"];
+    nlohmann::json entry = m.memory;
+    entry["method"] = m.label;
+    per_method.push_back(entry);
+  }
+  if (!per_method.empty()) vram["per_method"] = per_method;
+  vram["catalog"] = r.vram_catalog;
+  return vram;
+}
+
+}  // namespace
+
+nlohmann::json eval_run_document(const EvalResults& r) {
+  if (!r.model || !r.dataset || r.methods.empty()) fail("eval run document", "needs the model, the dataset and methods");
+  const EvaluatedMethod& reference = r.methods.front();
+  nlohmann::json methods = nlohmann::json::array();
+  for (const EvaluatedMethod& m : r.methods) methods.push_back(method_json(m, reference, r.windows));
+  const nlohmann::json protocol = protocol_json(r.protocol);
+  return {{"schema", kRunSchemaName},
+          {"schema_version", kRunSchemaVersion},
+          {"kind", "eval"},
+          {"created", r.created},
+          {"tool", r.tool},
+          {"host", r.host},
+          {"device", r.device},
+          {"model", model_json(*r.model)},
+          {"tokenizer", {{"path", r.tokenizer_path}, {"vocab_size", r.tokenizer_vocab_size}, {"bos", protocol["bos"]}}},
+          {"dataset", dataset_json(*r.dataset, r.dataset_tokens)},
+          {"protocol", protocol},
+          {"methods", methods},
+          {"vram", vram_json(r)}};
+}
+
+}  // namespace qb

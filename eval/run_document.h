@@ -1,0 +1,48 @@
+#pragma once
+// The eval run document (kind "eval", reports/run.schema.json) as a pure function of what a run
+// measured: no file is read and no clock is looked at here, so the same results always give the
+// same document.
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "datasets/dataset.h"
+#include "eval/lockstep.h"
+#include "eval/protocol.h"
+#include "model/logits_backend.h"
+#include "model/model.h"
+
+namespace qb {
+
+// One evaluated weight format.
+struct EvaluatedMethod {
+  std::string family;           // "fp16" | "rtn" | "awq"
+  std::string label;            // "fp16", "awq w4 g128", "rtn (checkpoint-dir)": unique within a run
+  nlohmann::json quantization;  // the settings as quantized or loaded; null for fp16
+  nlohmann::json layers;        // per-layer quantization report, or null
+  std::vector<std::pair<std::string, size_t>> bytes_by_dtype;  // Model::weight_bytes_by_dtype()
+  Device device = Device::Cpu;
+  nlohmann::json memory;        // LogitsBackend::memory(): null on the CPU
+  LockstepSums sums;
+};
+
+struct EvalResults {
+  // Provenance: tool_info(), host_info(), utc_timestamp(), and the GPU's probe (null on the CPU).
+  nlohmann::json tool, host, device;
+  std::string created;
+  const Model* model = nullptr;  // the source model as loaded (its own dtypes)
+  std::string tokenizer_path;
+  int tokenizer_vocab_size = 0;
+  const TextDataset* dataset = nullptr;
+  size_t dataset_tokens = 0;
+  ProtocolOptions protocol;      // as run (ctx capped at the model's max_seq_len)
+  size_t windows = 0;
+  std::vector<EvaluatedMethod> methods;  // methods[0] is the FP16 reference
+  nlohmann::json vram_catalog;   // eval/vram_catalog.h: projected bytes per catalog model and method
+};
+
+nlohmann::json eval_run_document(const EvalResults& results);
+
+}  // namespace qb

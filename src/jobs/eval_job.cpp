@@ -1,0 +1,259 @@
+#include "jobs/eval_job.h"
+
+#include <cstdio>
+#include <memory>
+#include <regex>
+
+#include "common/error.h"
+#include "common/files.h"
+#include "common/host_info.h"
+#include "common/labels.h"
+#include "datasets/tokenizer.h"
+#include "eval/cpu_backend.h"
+#include "eval/lockstep.h"
+#include "eval/run_document.h"
+#include "eval/vram_catalog.h"
+#include "model/load.h"
+#include "model/model_catalog.h"
+#include "quant/awq_format.h"
+#ifdef QB_HAVE_CUDA
+#include "gpu/cuda_backend.h"
+#include "kernels/device_probe.h"
+#endif
+
+namespace qb {
+
+std::vector<MethodSpec> parse_methods(const std::string& list, int default_bits, int default_group) {
+  static const std::regex spec_re(R"(^(fp16|rtn|awq)(?::w([0-9]+)(?:g(-1|[0-9]+))?)?$)");
+  std::vector<MethodSpec> out;
+  size_t begin = 0;
+  while (begin <= list.size()) {
+    size_t end = list.find(',', begin);
+    if (end == std::string::npos) end = list.size();
+    const std::string item = list.substr(begin, end - begin);
+    std::smatch m;
+    if (!std::regex_match(item, m, spec_re))
+      fail("methods", "'" + item + "' is not fp16, rtn or awq (optionally with :w<bits>[g<group>], e.g. awq:w3g128)");
+    MethodSpec s;
+    s.family = m[1] == "fp16" ? MethodFamily::Fp16 : m[1] == "rtn" ? MethodFamily::Rtn : MethodFamily::Awq;
+    s.bits = m[2].matched ? std::stoi(m[2]) : default_bits;
+    s.group_size = m[3].matched ? std::stoi(m[3]) : default_group;
+    out.push_back(s);
+    begin = end + 1;
+  }
+  return out;
+}
+
+namespace {
+
+// ---- plan: inputs checked and loaded, windows cut, device chosen -------------------------------
+
+struct EvalPlan {
+  Model source;  // as loaded, in its own dtypes
+  std::string tokenizer_path;
+  std::unique_ptr<Tokenizer> tokenizer;
+  TextDataset dataset;
+  size_t dataset_tokens = 0;
+  ProtocolOptions protocol;  // as run: ctx capped at the model's max_seq_len
+  std::vector<Window> windows;
+  Device device = Device::Cpu;
+  std::vector<MethodSpec> specs;  // the FP16 reference first, then every other method once
+};
+
+// The device for --device cpu|cuda|auto: auto takes the GPU when one is usable.
+Device resolve_device(DeviceChoice requested) {
+  if (requested == DeviceChoice::Cpu) return Device::Cpu;
+#ifdef QB_HAVE_CUDA
+  const std::string why = kernels::cuda_unavailable_reason();
+  if (why.empty()) return Device::Cuda;
+  if (requested == DeviceChoice::Cuda) fail("device", why);
+  std::fprintf(stderr, "note: evaluating on the CPU (%s)\n", why.c_str());
+#else
+  if (requested == DeviceChoice::Cuda)
+    fail("device", "this build has no CUDA backend (configure with -DQUANTBENCH_CUDA=ON)");
+#endif
+  return Device::Cpu;
+}
+
+EvalPlan plan_eval(const EvalOptions& o) {
+  validate_protocol(o.protocol);
+  EvalPlan p;
+  p.source = load_model(o.model_path);
+  check_finite(p.source);
+  const LlamaConfig& c = p.source.config;
+  p.tokenizer_path = o.tokenizer_path.empty() ? tokenizer_beside(o.model_path, c.vocab_size) : o.tokenizer_path;
+  if (p.tokenizer_path.empty()) fail(o.model_path, "no tokenizer.model beside the model; name one with --tokenizer");
+  p.tokenizer = std::make_unique<Tokenizer>(p.tokenizer_path);
+  p.tokenizer->require_vocab_size(c.vocab_size);
+
+  p.dataset = load_text_dataset(o.dataset_path, o.dataset_format);
+  const std::vector<int> text_tokens = p.tokenizer->encode(p.dataset.text);
+  p.dataset_tokens = text_tokens.size();
+  p.protocol = o.protocol;
+  if (p.protocol.ctx > c.max_seq_len) {
+    std::fprintf(stderr, "note: --ctx %d capped at the model's max_seq_len %d\n", p.protocol.ctx, c.max_seq_len);
+    p.protocol.ctx = c.max_seq_len;
+    if (p.protocol.stride >= p.protocol.ctx) p.protocol.stride = 0;
+  }
+  p.windows = plan_windows(text_tokens, p.tokenizer->bos_id(), p.protocol, p.dataset.path);
+  p.device = resolve_device(o.device);  // after the inputs are known to be good
+
+  p.specs.push_back(MethodSpec{});  // the FP16 reference
+  for (const MethodSpec& s : o.methods)
+    if (s.family != MethodFamily::Fp16 || !s.checkpoint_dir.empty()) p.specs.push_back(s);
+  return p;
+}
+
+// ---- methods: each weight format built -------------------------------------------------------
+
+struct PreparedMethod {
+  std::string family, label;
+  int bits = 16, group_size = 0;  // the setting, for the catalog projection
+  Model model;
+  nlohmann::json quantization;    // null for fp16
+  nlohmann::json layers;          // per-layer quantization report, or null
+  std::unique_ptr<LogitsBackend> backend;
+};
+
+// A quantized checkpoint's family and settings: those its quantize_report.json records when
+// quantbench wrote it, else what its weights show (an AutoAWQ checkpoint: AWQ, clip and
+// calibration unknown).
+void describe_checkpoint(const std::string& dir, PreparedMethod& r) {
+  const std::string report_path = dir + "/quantize_report.json";
+  nlohmann::json q;
+  if (file_exists(report_path)) {
+    const nlohmann::json report = read_json_file(report_path);
+    if (report.contains("quantization") && report["quantization"].is_object()) q = report["quantization"];
+  }
+  if (q.is_null()) {
+    const Linear& first = r.model.layers.at(0).q_proj;
+    if (!first.quant) fail(dir, "model.layers.0.self_attn.q_proj is not quantized");
+    const QuantizedWeight& w = *first.quant;
+    q = {{"bits", w.bits}, {"group_size", w.group_size == w.k ? -1 : w.group_size}, {"zero_point", true}};
+  }
+  q["checkpoint"] = dir;
+  r.family = q.value("method", "awq");
+  r.label = r.family + " (" + dir + ")";
+  r.quantization = q;
+}
+
+PreparedMethod prepare_method(const MethodSpec& spec, const Model& fp16, const EvalOptions& o,
+                              const Tokenizer& tokenizer) {
+  PreparedMethod r;
+  if (!spec.checkpoint_dir.empty()) {
+    std::fprintf(stderr, "preparing checkpoint %s\n", spec.checkpoint_dir.c_str());
+    r.model = load_awq_checkpoint(spec.checkpoint_dir);
+    const LlamaConfig &got = r.model.config, &want = fp16.config;
+    if (got.hidden_size != want.hidden_size || got.n_layers != want.n_layers || got.vocab_size != want.vocab_size)
+      fail(spec.checkpoint_dir, "quantized checkpoint's config does not match the model being evaluated");
+    describe_checkpoint(spec.checkpoint_dir, r);
+  } else if (spec.family == MethodFamily::Fp16) {
+    r.family = family_name(spec.family);
+    r.label = r.family;
+    std::fprintf(stderr, "preparing %s\n", r.label.c_str());
+    r.model = fp16;
+  } else {
+    r.family = family_name(spec.family);
+    r.label = method_label(r.family, spec.bits, spec.group_size);
+    std::fprintf(stderr, "preparing %s\n", r.label.c_str());
+    QuantizeOptions q;
+    q.family = spec.family;
+    q.bits = spec.bits;
+    q.group_size = spec.group_size;
+    q.symmetric = o.symmetric;
+    q.clip = o.clip;
+    q.calib_path = o.calib_path;
+    q.calib_samples = o.calib_samples;
+    q.calib_seq_len = o.calib_seq_len;
+    q.force_calib = o.force_calib;
+    q.eval_path = o.dataset_path;
+    QuantizeResult res = quantize_model(fp16, q, &tokenizer);
+    r.model = std::move(res.model);
+    r.quantization = std::move(res.quantization);
+    r.layers = std::move(res.layers);
+  }
+  if (!r.quantization.is_null()) {
+    r.bits = r.quantization.at("bits").get<int>();
+    r.group_size = r.quantization.at("group_size").get<int>();
+  }
+  check_finite(r.model);
+  return r;
+}
+
+// ---- run: backends in lockstep ----------------------------------------------------------------
+
+std::unique_ptr<LogitsBackend> make_backend(Device device, const Model& m) {
+#ifdef QB_HAVE_CUDA
+  if (device == Device::Cuda) return make_cuda_backend(m, 0);
+#endif
+  return make_cpu_backend(m);
+}
+
+// Every method on one device (KL compares logits where they are). With --device auto, weights the
+// GPU kernels cannot take (e.g. 3-bit, or out_features not a multiple of 8) send the whole run to
+// the CPU, said in one line; with --device cuda they are an error. Returns the device used.
+Device make_backends(std::vector<PreparedMethod>& methods, Device device, DeviceChoice requested) {
+  try {
+    for (auto& r : methods) r.backend = make_backend(device, r.model);
+  } catch (const Error& e) {
+    if (requested != DeviceChoice::Auto || device == Device::Cpu) throw;
+    std::fprintf(stderr, "note: evaluating on the CPU: %s\n", e.what());
+    device = Device::Cpu;
+    for (auto& r : methods) r.backend = make_backend(device, r.model);
+  }
+  return device;
+}
+
+// The GPU's probe (measured peaks included) for the run document, or null on the CPU.
+nlohmann::json device_json_for(Device device) {
+#ifdef QB_HAVE_CUDA
+  if (device == Device::Cuda) return kernels::device_json(kernels::probe_device(0));
+#endif
+  (void)device;
+  return nullptr;
+}
+
+}  // namespace
+
+nlohmann::json run_eval(const EvalOptions& o) {
+  EvalPlan plan = plan_eval(o);
+
+  // The FP16 reference always runs first: deltas, KL and agreement are measured against it.
+  const Model fp16 = to_fp16(plan.source);
+  std::vector<PreparedMethod> methods;
+  for (const MethodSpec& s : plan.specs) methods.push_back(prepare_method(s, fp16, o, *plan.tokenizer));
+  const Device device = make_backends(methods, plan.device, o.device);
+
+  std::vector<LogitsBackend*> backends;
+  std::vector<std::string> labels;
+  for (auto& r : methods) {
+    backends.push_back(r.backend.get());
+    labels.push_back(r.label);
+  }
+  std::vector<LockstepSums> sums = run_lockstep(plan.windows, backends, labels);
+
+  EvalResults results;
+  results.tool = tool_info();
+  results.host = host_info();
+  results.created = utc_timestamp();
+  results.device = device_json_for(device);
+  results.model = &plan.source;
+  results.tokenizer_path = plan.tokenizer_path;
+  results.tokenizer_vocab_size = plan.tokenizer->vocab_size();
+  results.dataset = &plan.dataset;
+  results.dataset_tokens = plan.dataset_tokens;
+  results.protocol = plan.protocol;
+  results.windows = plan.windows.size();
+  std::vector<VramSetting> settings;
+  for (size_t i = 0; i < methods.size(); ++i) {
+    PreparedMethod& r = methods[i];
+    results.methods.push_back({r.family, r.label, r.quantization, r.layers, r.model.weight_bytes_by_dtype(),
+                               r.backend->device(), r.backend->memory(), std::move(sums[i])});
+    settings.push_back({method_label(r.family, r.bits, r.group_size), r.bits, r.group_size});
+  }
+  results.vram_catalog =
+      vram_catalog(load_catalog_models(o.catalog_path.empty() ? QB_DEFAULT_CATALOG : o.catalog_path), settings);
+  return eval_run_document(results);
+}
+
+}  // namespace qb

@@ -1,0 +1,54 @@
+#pragma once
+// The eval job: one model, one tokenized split, several weight formats (the FP16 reference, RTN,
+// AWQ, quantized checkpoints), all run over the same windows in lockstep so that KL divergence and
+// top-1 agreement compare the same positions. It is the one place that knows every stage:
+//   plan     the inputs checked and loaded, the windows cut (eval/protocol.h), the device chosen
+//   methods  each weight format built: quantized (src/quant) or loaded from a checkpoint
+//   run      backends (eval/cpu_backend.h, src/gpu) driven in lockstep (eval/lockstep.h) -> sums
+//   document the sums turned into the run document (eval/run_document.h), kind "eval"
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "datasets/dataset.h"
+#include "eval/protocol.h"
+#include "quant/quantize.h"
+
+namespace qb {
+
+// One weight format to evaluate: a family at a quantization setting, or a quantized checkpoint.
+struct MethodSpec {
+  MethodFamily family = MethodFamily::Fp16;
+  int bits = 16;
+  int group_size = 0;          // > 0, or -1 for one group per output channel; unused for fp16
+  std::string checkpoint_dir;  // set: weights come from this AutoAWQ-format directory
+};
+
+// "fp16,rtn,awq:w3g128": families, each optionally ":w<bits>[g<group>]" (g-1: per output
+// channel); settings not given take default_bits / default_group. Errors name the bad item.
+std::vector<MethodSpec> parse_methods(const std::string& list, int default_bits, int default_group);
+
+enum class DeviceChoice { Cpu, Cuda, Auto };  // Auto: the GPU when one is usable, else the CPU
+
+struct EvalOptions {
+  std::string model_path;
+  std::string tokenizer_path;  // "" -> the tokenizer beside the model (datasets/tokenizer.h)
+  std::string dataset_path;
+  DatasetFormat dataset_format = DatasetFormat::Auto;
+  ProtocolOptions protocol;
+  std::vector<MethodSpec> methods;  // the FP16 reference is always run first, once
+  bool symmetric = false;
+  bool clip = true;
+  std::string calib_path;
+  int calib_samples = 128;
+  int calib_seq_len = 512;
+  bool force_calib = false;
+  DeviceChoice device = DeviceChoice::Auto;
+  // Model-shape catalog for the projected VRAM of 7B..70B models; "" -> bench/model_shapes.json.
+  std::string catalog_path;
+};
+
+nlohmann::json run_eval(const EvalOptions& options);
+
+}  // namespace qb

@@ -1,0 +1,40 @@
+#include "model/block_linears.h"
+
+namespace qb {
+
+const std::array<BlockLinear, kNumLinears> kBlockLinears = {{
+    {"self_attn.q_proj", &LayerWeights::q_proj, &CpuLayer::wq},
+    {"self_attn.k_proj", &LayerWeights::k_proj, &CpuLayer::wk},
+    {"self_attn.v_proj", &LayerWeights::v_proj, &CpuLayer::wv},
+    {"self_attn.o_proj", &LayerWeights::o_proj, &CpuLayer::wo},
+    {"mlp.gate_proj", &LayerWeights::gate_proj, &CpuLayer::w_gate},
+    {"mlp.up_proj", &LayerWeights::up_proj, &CpuLayer::w_up},
+    {"mlp.down_proj", &LayerWeights::down_proj, &CpuLayer::w_down},
+}};
+
+std::string linear_hf_name(int layer, int index) {
+  return "model.layers." + std::to_string(layer) + "." + kBlockLinears[index].hf_name;
+}
+
+std::array<std::pair<int, int>, kNumLinears> linear_dims(const LlamaConfig& c) {
+  const int q = c.n_heads * c.head_dim(), kv = c.n_kv_heads * c.head_dim();
+  return {{{q, c.hidden_size}, {kv, c.hidden_size}, {kv, c.hidden_size}, {c.hidden_size, q}, {c.intermediate_size, c.hidden_size}, {c.intermediate_size, c.hidden_size},
+           {c.hidden_size, c.intermediate_size}}};
+}
+
+// Pointers to the seven members `member` of kBlockLinears names in `layer`, const when layer is.
+template <typename Layer, typename Member>
+static auto members(Layer& layer, Member BlockLinear::*member) {
+  std::array<decltype(&(layer.*(kBlockLinears[0].*member))), kNumLinears> out{};
+  for (int t = 0; t < kNumLinears; ++t) out[t] = &(layer.*(kBlockLinears[t].*member));
+  return out;
+}
+
+std::array<Linear*, kNumLinears> block_linears(LayerWeights& l) { return members(l, &BlockLinear::weights); }
+std::array<const Linear*, kNumLinears> block_linears(const LayerWeights& l) { return members(l, &BlockLinear::weights); }
+std::array<std::vector<float>*, kNumLinears> block_linears(CpuLayer& l) { return members(l, &BlockLinear::widened); }
+std::array<const std::vector<float>*, kNumLinears> block_linears(const CpuLayer& l) {
+  return members(l, &BlockLinear::widened);
+}
+
+}  // namespace qb
