@@ -66,10 +66,10 @@ Shard parse_shard(const std::string& text) {
     s.count = std::stoi(count, &used);
     if (used != count.size()) throw std::invalid_argument("count");
   } catch (const std::exception&) {
-    fail("--shard", "'" + text + "' is not of the form I/N (e.g. 0/4)");
+    fail("shard", "'" + text + "' is not of the form I/N (e.g. 0/4)");
   }
   if (s.count < 1 || s.index < 0 || s.index >= s.count)
-    fail("--shard", "'" + text + "': need 0 <= I < N");
+    fail("shard", "'" + text + "': need 0 <= I < N");
   return s;
 }
 

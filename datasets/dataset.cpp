@@ -14,13 +14,8 @@ static bool ends_with(const std::string& s, const std::string& suffix) {
 }
 
 const char* dataset_format_name(DatasetFormat f) {
-  switch (f) {
-    case DatasetFormat::Auto: return "auto";
-    case DatasetFormat::Text: return "text";
-    case DatasetFormat::WikitextRaw: return "wikitext-raw";
-    case DatasetFormat::WikitextTokens: return "wikitext-tokens";
-  }
-  return "?";
+  static constexpr const char* kNames[] = {"auto", "text", "wikitext-raw", "wikitext-tokens"};  // enum order
+  return kNames[static_cast<int>(f)];
 }
 
 static DatasetFormat detect_format(const std::string& path, const std::string& text) {
@@ -70,7 +65,8 @@ std::string join_wikitext_rows(const std::string& raw) {
 }
 
 nlohmann::json dataset_json(const TextDataset& d, size_t n_tokens) {
-  return {{"path", d.path}, {"format", dataset_format_name(d.format)}, {"sha256", d.sha256}, {"bytes", d.bytes}, {"tokens", n_tokens}, {"preprocessing", d.preprocessing}};
+  return {{"path", d.path},      {"format", dataset_format_name(d.format)}, {"sha256", d.sha256},
+          {"bytes", d.bytes},    {"tokens", n_tokens},                       {"preprocessing", d.preprocessing}};
 }
 
 }  // namespace qb

@@ -150,7 +150,7 @@ size_t find_device(const std::vector<json>& bench_runs, const std::string& spec)
     if (name == spec || std::to_string(i) == spec) return i;
     names += (i ? ", " : "") + std::to_string(i) + " = '" + name + "'";
   }
-  fail("--relative-to", "'" + spec + "' names no bench run given (devices: " + names + ")");
+  fail("relative_to", "'" + spec + "' names no bench run given (devices: " + names + ")");
 }
 
 Table device_comparison_table(const std::vector<json>& runs, size_t relative_to, const std::string& id) {

@@ -176,6 +176,9 @@ CommandRegistration reg{
         }
         o.methods = a->methods.empty() ? parse_methods(methods.empty() ? "fp16" : methods, a->bits, a->group)
                                        : a->parsed_methods;
+        for (const MethodSpec& s : o.methods)
+          if (s.family == MethodFamily::Awq && o.calib_path.empty())
+            throw UsageError("--calib", "AWQ needs a calibration text (never the evaluated split)");
         for (const auto& dir : a->load) {
           MethodSpec s;
           s.checkpoint_dir = dir;  // its family and settings come from the checkpoint

@@ -92,6 +92,10 @@ CommandRegistration reg{
       app.add_flag("--force-calib", a->o.force_calib, "Allow calibrating on the --eval-file");
       app.add_option("--out", a->out, "Output checkpoint directory (must not exist)");
       app.add_option("--report", a->report, "Also (or only) write the quantize report JSON to this file");
+      app.callback([a]() {
+        if (a->o.family == MethodFamily::Awq && a->o.calib_path.empty())
+          throw CLI::ValidationError("--calib", "AWQ needs a calibration text (never the evaluation split)");
+      });
       return [a]() {
         QuantizeOptions o = a->o;
         o.clip = !a->no_clip;

@@ -3,6 +3,7 @@
 // static CommandRegistration, so main.cpp lists none of them by hand.
 #include <CLI/CLI.hpp>
 #include <functional>
+#include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
@@ -24,6 +25,12 @@ struct CommandRegistration {
   CommandRegistration(std::string name, std::string description, CommandSetup setup) {
     commands().push_back({std::move(name), std::move(description), std::move(setup)});
   }
+};
+
+// A usage error found after parsing (e.g. once the data folder filled in defaults): main prints it
+// like CLI11's own ("quantbench: usage: <flag>: <what>") and exits 2.
+struct UsageError : std::runtime_error {
+  UsageError(const std::string& flag, const std::string& what) : std::runtime_error(flag + ": " + what) {}
 };
 
 // A flag whose text names one value of an enum: converted here, at the edge, so libraries see only

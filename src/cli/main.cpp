@@ -44,6 +44,9 @@ int main(int argc, char** argv) {
       if (sub->get_name() == "eval") return action();
     std::fprintf(stderr, "%s\n", app.help().c_str());
     return 2;
+  } catch (const UsageError& e) {
+    std::fprintf(stderr, "quantbench: usage: %s (see --help)\n", e.what());
+    return 2;
   } catch (const qb::Error& e) {
     std::fprintf(stderr, "quantbench: error: %s\n", e.what());
     return 1;

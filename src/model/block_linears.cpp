@@ -18,8 +18,8 @@ std::string linear_hf_name(int layer, int index) {
 
 std::array<std::pair<int, int>, kNumLinears> linear_dims(const LlamaConfig& c) {
   const int q = c.n_heads * c.head_dim(), kv = c.n_kv_heads * c.head_dim();
-  return {{{q, c.hidden_size}, {kv, c.hidden_size}, {kv, c.hidden_size}, {c.hidden_size, q}, {c.intermediate_size, c.hidden_size}, {c.intermediate_size, c.hidden_size},
-           {c.hidden_size, c.intermediate_size}}};
+  const int hidden = c.hidden_size, inner = c.intermediate_size;
+  return {{{q, hidden}, {kv, hidden}, {kv, hidden}, {hidden, q}, {inner, hidden}, {inner, hidden}, {hidden, inner}}};
 }
 
 // Pointers to the seven members `member` of kBlockLinears names in `layer`, const when layer is.

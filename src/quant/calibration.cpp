@@ -18,12 +18,12 @@ bool same_file(const std::string& a, const std::string& a_sha256, const std::str
 }  // namespace
 
 TextDataset read_calibration_text(const std::string& calib_path, const std::string& eval_path, bool force) {
-  if (calib_path.empty()) fail("calibration", "AWQ needs a calibration text file (--calib)");
+  if (calib_path.empty()) fail("calibration", "AWQ needs a calibration text file; none was given");
   TextDataset text = load_text_dataset(calib_path);
   if (!eval_path.empty() && !force && same_file(calib_path, text.sha256, eval_path))
     fail(calib_path, "is the evaluation file " + eval_path +
-                         " (same file or same sha256): calibrating on it would leak the test set; pass --force-calib "
-                         "to do it anyway");
+                         " (same file or same sha256): calibrating on it would leak the test set; refused unless "
+                         "forced");
   return text;
 }
 

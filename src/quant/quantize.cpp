@@ -240,12 +240,8 @@ void quantize_awq_model(const Model& fp16, const QuantizeOptions& options, const
 }  // namespace
 
 const char* family_name(MethodFamily f) {
-  switch (f) {
-    case MethodFamily::Fp16: return "fp16";
-    case MethodFamily::Rtn: return "rtn";
-    case MethodFamily::Awq: return "awq";
-  }
-  return "?";
+  static constexpr const char* kNames[] = {"fp16", "rtn", "awq"};  // MethodFamily's order
+  return kNames[static_cast<int>(f)];
 }
 
 QuantizeResult quantize_model(const Model& fp16_model, const QuantizeOptions& options, const Tokenizer* tokenizer) {

@@ -19,19 +19,23 @@ std::string qb_test_skip_reason() {
 }
 
 namespace {
-const std::string kCalib = "text/tinystories/tinystories_train_head.txt";
+// AWQ at g32 calibrated on TinyStories training text (samples x seq_len tokens).
+QuantizeOptions tinystories_awq(int bits, int samples, int seq_len) {
+  QuantizeOptions o;
+  o.family = MethodFamily::Awq;
+  o.bits = bits;
+  o.group_size = 32;
+  o.calib_path = test::data_file("text/tinystories/tinystories_train_head.txt");
+  o.calib_samples = samples;
+  o.calib_seq_len = seq_len;
+  return o;
 }
+}  // namespace
 
 TEST_CASE("stories260K: AWQ w3 g32 records its search and beats RTN on the block outputs") {
   const Tokenizer tok(test::data_file("models/stories260K/tok512.model"));
   const Model fp16 = to_fp16(load_model(test::data_file("models/stories260K/stories260K.bin")));
-  QuantizeOptions o;
-  o.family = MethodFamily::Awq;
-  o.bits = 3;
-  o.group_size = 32;
-  o.calib_path = test::data_file(kCalib);
-  o.calib_samples = 16;
-  o.calib_seq_len = 256;
+  QuantizeOptions o = tinystories_awq(3, 16, 256);
   o.eval_path = test::data_file("text/tinystories/tinystories_sample.txt");
   const QuantizeResult r = quantize_model(fp16, o, &tok);
   CHECK(r.layers.size() == 5 * 7);
@@ -58,12 +62,7 @@ TEST_CASE("stories260K: AWQ w3 g32 records its search and beats RTN on the block
 TEST_CASE("stories260K: chain_quantized changes the inputs of later blocks only") {
   const Tokenizer tok(test::data_file("models/stories260K/tok512.model"));
   const Model fp16 = to_fp16(load_model(test::data_file("models/stories260K/stories260K.bin")));
-  QuantizeOptions o;
-  o.family = MethodFamily::Awq;
-  o.group_size = 32;
-  o.calib_path = test::data_file(kCalib);
-  o.calib_samples = 8;
-  o.calib_seq_len = 128;
+  QuantizeOptions o = tinystories_awq(4, 8, 128);
   const QuantizeResult a = quantize_model(fp16, o, &tok);
   o.chain_quantized = true;
   const QuantizeResult b = quantize_model(fp16, o, &tok);

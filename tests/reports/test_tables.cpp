@@ -51,7 +51,7 @@ TEST_CASE("GPUs side by side: same cases in columns per device, speedups relativ
   CHECK(h200 == 1);
   CHECK(find_device(runs, "0") == 0);
   CHECK_THROWS_WITH(find_device(runs, "NVIDIA A100"),
-                    "--relative-to: 'NVIDIA A100' names no bench run given (devices: 0 = 'NVIDIA H100 80GB HBM3', 1 = 'NVIDIA H200')");
+                    "relative_to: 'NVIDIA A100' names no bench run given (devices: 0 = 'NVIDIA H100 80GB HBM3', 1 = 'NVIDIA H200')");
   const Table t = device_comparison_table(runs, h200, "g");
   REQUIRE(t.columns.size() == 6 + 3 * 2);
   CHECK(t.columns[6] == "NVIDIA H100 80GB HBM3 µs");
