@@ -84,12 +84,13 @@ void check_linear(const Linear& l, int out_features, int in_features) {
 
 void check_model(const Model& m) {
   const LlamaConfig& c = m.config;
-  if (c.hidden_size < 1 || c.n_heads < 1 || c.n_kv_heads < 1 || c.hidden_size % c.n_heads != 0 || c.n_heads % c.n_kv_heads != 0 ||
-      c.head_dim() % 2 != 0 || c.intermediate_size < 1 || c.vocab_size < 1 || static_cast<int>(m.layers.size()) != c.n_layers)
-    fail(m.path, "config not runnable: dim=" + std::to_string(c.hidden_size) + " n_heads=" + std::to_string(c.n_heads) +
-                     " n_kv_heads=" + std::to_string(c.n_kv_heads) + " (dim % n_heads, n_heads % n_kv_heads and "
-                     "head_dim % 2 must be 0), layers " + std::to_string(m.layers.size()) + " of " +
-                     std::to_string(c.n_layers));
+  if (c.hidden_size < 1 || c.n_heads < 1 || c.n_kv_heads < 1 || c.hidden_size % c.n_heads != 0 ||
+      c.n_heads % c.n_kv_heads != 0 || c.head_dim() % 2 != 0 || c.intermediate_size < 1 || c.vocab_size < 1 ||
+      static_cast<int>(m.layers.size()) != c.n_layers)
+    fail(m.path, "config not runnable: hidden_size=" + std::to_string(c.hidden_size) + " n_heads=" +
+                     std::to_string(c.n_heads) + " n_kv_heads=" + std::to_string(c.n_kv_heads) +
+                     " (hidden_size % n_heads, n_heads % n_kv_heads and head_dim % 2 must be 0), layers " +
+                     std::to_string(m.layers.size()) + " of " + std::to_string(c.n_layers));
   const auto dims = linear_dims(c);
   check_tensor_shape(m.embed_tokens, {c.vocab_size, c.hidden_size});
   for (const auto& l : m.layers) {
@@ -120,7 +121,8 @@ struct DeviceLayer {
 };
 
 // Activations of one window, sized for `capacity` tokens (rows); reallocated when a longer window
-// comes. q_dim = n_heads * head_dim, kv_dim = n_kv_heads * head_dim.
+// comes. dim = hidden_size, inner = intermediate_size, q_dim = n_heads * head_dim,
+// kv_dim = n_kv_heads * head_dim.
 struct WindowBuffers {
   int capacity = 0;
   DeviceBuffer tokens;            // int32 [capacity]
@@ -130,7 +132,7 @@ struct WindowBuffers {
   DeviceBuffer q_rot, k_rot;      // fp32 [capacity, q_dim], [capacity, kv_dim]     after RoPE
   DeviceBuffer attention;         // fp16 [capacity, q_dim]   attention output (o_proj input)
   DeviceBuffer delta;             // fp16 [capacity, dim]     o_proj / down_proj output
-  DeviceBuffer gate, up;          // fp16 [capacity, hidden]  gate becomes silu(gate) * up (down_proj input)
+  DeviceBuffer gate, up;          // fp16 [capacity, inner]   gate becomes silu(gate) * up (down_proj input)
   DeviceBuffer logits;            // fp32 [capacity, vocab]
   DeviceBuffer rope_cos, rope_sin;  // fp32 [capacity, head_dim / 2]
   DeviceBuffer nll, kl;           // double [capacity]        per scored target

@@ -41,7 +41,7 @@ void launch_rope(const __half* in, float* out, const float* cos_table, const flo
 void launch_causal_attention(const float* q, const float* k, const __half* v, __half* out, int seq_len, int n_heads,
                              int n_kv_heads, int head_dim, cudaStream_t stream);
 
-// gate[i] = silu(gate[i]) * up[i] in FP32, rounded to fp16; gate, up [count] fp16 ([rows, hidden]).
+// gate[i] = silu(gate[i]) * up[i] in FP32, rounded to fp16; gate, up [count] fp16 ([rows, intermediate_size]).
 void launch_swiglu(__half* gate, const __half* up, size_t count, cudaStream_t stream);
 
 // x[i] += float(delta[i]); x [count] fp32 (residual stream), delta [count] fp16 (o_proj/down_proj output).

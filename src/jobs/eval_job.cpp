@@ -185,6 +185,8 @@ PreparedMethod prepare_method(const MethodSpec& spec, const Model& fp16, const E
 std::unique_ptr<LogitsBackend> make_backend(Device device, const Model& m) {
 #ifdef QB_HAVE_CUDA
   if (device == Device::Cuda) return make_cuda_backend(m, 0);
+#else
+  (void)device;  // resolve_device never picks CUDA without the CUDA backend
 #endif
   return make_cpu_backend(m);
 }
@@ -208,8 +210,9 @@ Device make_backends(std::vector<PreparedMethod>& methods, Device device, Device
 nlohmann::json device_json_for(Device device) {
 #ifdef QB_HAVE_CUDA
   if (device == Device::Cuda) return kernels::device_json(kernels::probe_device(0));
-#endif
+#else
   (void)device;
+#endif
   return nullptr;
 }
 

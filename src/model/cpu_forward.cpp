@@ -111,13 +111,13 @@ void attention(const LlamaConfig& c, const CpuLayer& layer, const float* xn, int
 
 void mlp(const LlamaConfig& c, const CpuLayer& layer, const float* xn, int rows, float* out,
          std::vector<float>* down_in) {
-  const int dim = c.hidden_size, hid = c.intermediate_size;
-  std::vector<float> gate(size_t(rows) * hid), up(size_t(rows) * hid);
-  linear(gate.data(), xn, layer.w_gate.data(), rows, hid, dim);
-  linear(up.data(), xn, layer.w_up.data(), rows, hid, dim);
+  const int dim = c.hidden_size, inner = c.intermediate_size;
+  std::vector<float> gate(size_t(rows) * inner), up(size_t(rows) * inner);
+  linear(gate.data(), xn, layer.w_gate.data(), rows, inner, dim);
+  linear(up.data(), xn, layer.w_up.data(), rows, inner, dim);
 #pragma omp parallel for schedule(static)
   for (size_t i = 0; i < gate.size(); ++i) gate[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
-  linear(out, gate.data(), layer.w_down.data(), rows, dim, hid);
+  linear(out, gate.data(), layer.w_down.data(), rows, dim, inner);
   if (down_in) *down_in = std::move(gate);
 }
 

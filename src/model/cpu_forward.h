@@ -14,15 +14,15 @@ namespace qb {
 
 // One transformer block's weights widened to float32 (quantized weights dequantized), [out, in].
 struct CpuLayer {
-  std::vector<float> attn_norm;  // [dim]
-  std::vector<float> wq;         // [n_heads*head_dim, dim]
-  std::vector<float> wk;         // [n_kv_heads*head_dim, dim]
-  std::vector<float> wv;         // [n_kv_heads*head_dim, dim]
-  std::vector<float> wo;         // [dim, n_heads*head_dim]
-  std::vector<float> mlp_norm;   // [dim]
-  std::vector<float> w_gate;     // [hidden_dim, dim]
-  std::vector<float> w_up;       // [hidden_dim, dim]
-  std::vector<float> w_down;     // [dim, hidden_dim]
+  std::vector<float> attn_norm;  // [hidden_size]
+  std::vector<float> wq;         // [n_heads*head_dim, hidden_size]
+  std::vector<float> wk;         // [n_kv_heads*head_dim, hidden_size]
+  std::vector<float> wv;         // [n_kv_heads*head_dim, hidden_size]
+  std::vector<float> wo;         // [hidden_size, n_heads*head_dim]
+  std::vector<float> mlp_norm;   // [hidden_size]
+  std::vector<float> w_gate;     // [intermediate_size, hidden_size]
+  std::vector<float> w_up;       // [intermediate_size, hidden_size]
+  std::vector<float> w_down;     // [hidden_size, intermediate_size]
 };
 
 CpuLayer widen_layer(const LayerWeights& layer);
@@ -30,11 +30,11 @@ std::vector<float> widen_linear(const Linear& linear);  // [out, in]
 
 // The inputs each linear group of a block sees, captured for AWQ calibration.
 struct BlockInputs {
-  std::vector<float> x;         // [rows, dim]        block input (residual stream)
-  std::vector<float> attn_in;   // [rows, dim]        q/k/v input: rmsnorm(x) * attn_norm
-  std::vector<float> o_in;      // [rows, n_heads*head_dim] o_proj input: attention output
-  std::vector<float> mlp_in;    // [rows, dim]        gate/up input: rmsnorm(x + o) * mlp_norm
-  std::vector<float> down_in;   // [rows, hidden_dim] down_proj input: silu(gate) * up
+  std::vector<float> x;        // [rows, hidden_size]        block input (residual stream)
+  std::vector<float> attn_in;  // [rows, hidden_size]        q/k/v input: rmsnorm(x) * attn_norm
+  std::vector<float> o_in;     // [rows, n_heads*head_dim]   o_proj input: attention output
+  std::vector<float> mlp_in;   // [rows, hidden_size]        gate/up input: rmsnorm(x + o) * mlp_norm
+  std::vector<float> down_in;  // [rows, intermediate_size]  down_proj input: silu(gate) * up
 };
 
 // out[r] = x[r] / rms(x[r]) * w, for `rows` rows of `dim`.
@@ -42,14 +42,14 @@ void rmsnorm(float* out, const float* x, const float* w, int rows, int dim, floa
 // y[m, n] = x[m, k] · W^T with W [n, k].
 void linear(float* y, const float* x, const float* w, int m, int n, int k);
 // Self-attention of a block: q/k/v projections of xn, RoPE, causal GQA softmax attention, then
-// o_proj. out [rows, dim] is the o_proj output; o_in (optional) receives the o_proj input.
+// o_proj. out [rows, hidden_size] is the o_proj output; o_in (optional) receives the o_proj input.
 void attention(const LlamaConfig& c, const CpuLayer& layer, const float* xn, int n_seq, int seq_len, float* out,
                std::vector<float>* o_in = nullptr);
-// SwiGLU MLP: out [rows, dim] = down(silu(gate(xn)) * up(xn)); down_in (optional) receives the
+// SwiGLU MLP: out [rows, hidden_size] = down(silu(gate(xn)) * up(xn)); down_in (optional) receives the
 // down_proj input.
 void mlp(const LlamaConfig& c, const CpuLayer& layer, const float* xn, int rows, float* out,
          std::vector<float>* down_in = nullptr);
-// x [rows, dim] <- block(x), in place. capture (optional) receives every linear group's input.
+// x [rows, hidden_size] <- block(x), in place. capture (optional) receives every linear group's input.
 void block_forward(const LlamaConfig& c, const CpuLayer& layer, float* x, int n_seq, int seq_len,
                    BlockInputs* capture = nullptr);
 
@@ -58,19 +58,19 @@ class CpuModel {
  public:
   explicit CpuModel(const Model& model);
   const LlamaConfig& config() const { return config_; }
-  // x [n_tokens, dim] = embedding rows of tokens.
+  // x [n_tokens, hidden_size] = embedding rows of tokens.
   void embed(const int* tokens, int n_tokens, float* x) const;
   // logits [n_seq*seq_len, vocab] for n_seq sequences of seq_len tokens (tokens row-major).
   void forward(const int* tokens, int n_seq, int seq_len, std::vector<float>& logits) const;
-  // The final norm and lm_head on the residual stream x [rows, dim] -> logits [rows, vocab].
+  // The final norm and lm_head on the residual stream x [rows, hidden_size] -> logits [rows, vocab].
   void head(const float* x, int rows, std::vector<float>& logits) const;
 
  private:
   LlamaConfig config_;
-  std::vector<float> embed_;    // [vocab, dim]
+  std::vector<float> embed_;    // [vocab, hidden_size]
   std::vector<CpuLayer> layers_;
-  std::vector<float> norm_;     // [dim]
-  std::vector<float> lm_head_;  // [vocab, dim]
+  std::vector<float> norm_;     // [hidden_size]
+  std::vector<float> lm_head_;  // [vocab, hidden_size]
 };
 
 }  // namespace qb

@@ -14,14 +14,14 @@ static void check_config(const LlamaConfig& c, const std::string& where) {
   auto positive = [&](int v, const char* field) {
     if (v <= 0) fail(where, std::string(field) + " must be positive, got " + std::to_string(v));
   };
-  positive(c.hidden_size, "dim");
-  positive(c.intermediate_size, "hidden_dim");
+  positive(c.hidden_size, "hidden_size");
+  positive(c.intermediate_size, "intermediate_size");
   positive(c.n_layers, "n_layers");
   positive(c.n_heads, "n_heads");
   positive(c.n_kv_heads, "n_kv_heads");
   positive(c.vocab_size, "vocab_size");
   positive(c.max_seq_len, "max_seq_len");
-  if (c.hidden_size % c.n_heads != 0) fail(where, "dim " + std::to_string(c.hidden_size) + " is not a multiple of n_heads");
+  if (c.hidden_size % c.n_heads != 0) fail(where, "hidden_size " + std::to_string(c.hidden_size) + " is not a multiple of n_heads");
   if (c.n_heads % c.n_kv_heads != 0) fail(where, "n_heads is not a multiple of n_kv_heads");
   if (c.head_dim() % 2 != 0) fail(where, "head_dim must be even for RoPE");
 }

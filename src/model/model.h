@@ -83,25 +83,25 @@ struct Linear {
 };
 
 struct LayerWeights {
-  Tensor attn_norm;   // [dim]            input_layernorm.weight
-  Linear q_proj;      // [n_heads*head_dim, dim]
-  Linear k_proj;      // [n_kv_heads*head_dim, dim]
-  Linear v_proj;      // [n_kv_heads*head_dim, dim]
-  Linear o_proj;      // [dim, n_heads*head_dim]
-  Tensor mlp_norm;    // [dim]            post_attention_layernorm.weight
-  Linear gate_proj;   // [hidden_dim, dim]  (llama2.c w1)
-  Linear up_proj;     // [hidden_dim, dim]  (llama2.c w3)
-  Linear down_proj;   // [dim, hidden_dim]  (llama2.c w2)
+  Tensor attn_norm;   // [hidden_size]  input_layernorm.weight
+  Linear q_proj;      // [n_heads*head_dim, hidden_size]
+  Linear k_proj;      // [n_kv_heads*head_dim, hidden_size]
+  Linear v_proj;      // [n_kv_heads*head_dim, hidden_size]
+  Linear o_proj;      // [hidden_size, n_heads*head_dim]
+  Tensor mlp_norm;    // [hidden_size]  post_attention_layernorm.weight
+  Linear gate_proj;   // [intermediate_size, hidden_size]  (llama2.c w1)
+  Linear up_proj;     // [intermediate_size, hidden_size]  (llama2.c w3)
+  Linear down_proj;   // [hidden_size, intermediate_size]  (llama2.c w2)
 };
 
 struct Model {
   LlamaConfig config;
   std::string path;    // file or directory it was loaded from
   std::string format;  // "safetensors" | "llama2c" | "awq-safetensors"
-  Tensor embed_tokens;  // [vocab_size, dim]
+  Tensor embed_tokens;  // [vocab_size, hidden_size]
   std::vector<LayerWeights> layers;
-  Tensor norm;          // [dim] final RMSNorm
-  Tensor lm_head;       // [vocab_size, dim]; shares embed_tokens' data when tied
+  Tensor norm;          // [hidden_size] final RMSNorm
+  Tensor lm_head;       // [vocab_size, hidden_size]; shares embed_tokens' data when tied
 
   int64_t parameter_count() const;  // trainable parameters, tied lm_head counted once
   // Bytes of weights as stored, by dtype name ("F32", "F16", "BF16", "Q4" ...), tied counted once.

@@ -181,8 +181,8 @@ void apply_block_scales(CpuLayer& layer, const BlockScales& scales) {
   const auto weights = block_linears(layer);
   const int dim = static_cast<int>(layer.attn_norm.size());
   const int q_dim = static_cast<int>(layer.wq.size()) / dim;
-  const int hidden = static_cast<int>(layer.w_gate.size()) / dim;
-  const int in_dims[kNumLinears] = {dim, dim, dim, q_dim, dim, dim, hidden};
+  const int inner = static_cast<int>(layer.w_gate.size()) / dim;
+  const int in_dims[kNumLinears] = {dim, dim, dim, q_dim, dim, dim, inner};
   for (int t = 0; t < kNumLinears; ++t) {
     if (const auto* s = output_scale(scales, t)) divide_rows(*weights[t], in_dims[t], *s);
     if (const auto* s = input_scale(scales, t)) scale_columns(*weights[t], in_dims[t], *s);
@@ -193,7 +193,7 @@ AwqBlockResult awq_search_block(const LlamaConfig& c, const CpuLayer& fp16, cons
                                  int seq_len, const AwqOptions& options) {
   const int rows = n_seq * seq_len;
   const auto dims = linear_dims(c);
-  const int dim = c.hidden_size, q_dim = dims[kO].second, hidden = c.intermediate_size;
+  const int dim = c.hidden_size, q_dim = dims[kO].second, inner = c.intermediate_size;
   AwqBlockResult result;
   result.alpha.fill(-1.0);
   result.clip_ratio_mean.fill(-1.0);
@@ -212,7 +212,7 @@ AwqBlockResult awq_search_block(const LlamaConfig& c, const CpuLayer& fp16, cons
   };
   const ModuleForward down_out = [&](const CpuLayer& l, std::vector<float>& out) {
     out.assign(static_cast<size_t>(rows) * dim, 0.0f);
-    linear(out.data(), in.down_in.data(), l.w_down.data(), rows, dim, hidden);
+    linear(out.data(), in.down_in.data(), l.w_down.data(), rows, dim, inner);
   };
 
   auto search = [&](const std::vector<int>& members, const std::vector<float>& x, int k,
@@ -227,7 +227,7 @@ AwqBlockResult awq_search_block(const LlamaConfig& c, const CpuLayer& fp16, cons
   // otherwise the 1/s of o's input channels cannot be folded into v's output rows.
   if (dims[kV] == dims[kO]) search({kO}, in.o_in, q_dim, o_out, result.scales.o);
   search({kGate, kUp}, in.mlp_in, dim, mlp_out, result.scales.gate_up);
-  search({kDown}, in.down_in, hidden, down_out, result.scales.down);
+  search({kDown}, in.down_in, inner, down_out, result.scales.down);
 
   result.scaled = fp16;
   apply_block_scales(result.scaled, result.scales);

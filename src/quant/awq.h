@@ -41,10 +41,10 @@ struct AwqOptions {
 
 // Per-input-channel scales of each scalable group; an empty vector means the group is not scaled.
 struct BlockScales {
-  std::vector<float> qkv;      // [dim]
+  std::vector<float> qkv;      // [hidden_size]
   std::vector<float> o;        // [n_heads*head_dim], empty when v/o shapes differ (GQA)
-  std::vector<float> gate_up;  // [dim]
-  std::vector<float> down;     // [hidden_dim]
+  std::vector<float> gate_up;  // [hidden_size]
+  std::vector<float> down;     // [intermediate_size]
 };
 
 // Folds the scales into the block; the block's function is unchanged up to float rounding:

@@ -21,10 +21,10 @@ static Model rtn(const Model& fp16, int bits, int group_size) {
   return quantize_model(fp16, o, nullptr).model;
 }
 
-static Model random_fp16(int hidden_dim) {
+static Model random_fp16(int intermediate_size) {
   LlamaConfig c = test::small_config(false);
   c.hidden_size = 256;
-  c.intermediate_size = hidden_dim;
+  c.intermediate_size = intermediate_size;
   return to_fp16(test::random_model(c, 3));
 }
 

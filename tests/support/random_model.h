@@ -9,7 +9,8 @@ namespace qb::test {
 
 // F32 weights ~ N(0, 0.02^2)·scale-ish, norms near 1; deterministic in `seed`.
 Model random_model(const LlamaConfig& c, unsigned seed);
-// A config with GQA, an odd hidden_dim, and untied head: dim 32, hidden 44, 2 layers, 4 heads, 2 kv heads.
+// A config with GQA, an odd intermediate_size, and untied head: hidden_size 32, intermediate_size 44,
+// 2 layers, 4 heads, 2 kv heads.
 LlamaConfig small_config(bool rope_interleaved);
 
 // llama2.c .bin (needs rope_interleaved; writes the legacy freq_cis block too).
