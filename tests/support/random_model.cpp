@@ -11,6 +11,7 @@
 #include <random>
 
 #include "common/files.h"
+#include "model/block_linears.h"
 #include "model/load.h"
 #include "model/safetensors.h"
 
@@ -46,24 +47,21 @@ Model random_model(const LlamaConfig& c, unsigned seed) {
   m.config = c;
   m.path = "random";
   m.format = "random";
-  const int64_t dim = c.hidden_size, hd = c.head_dim(), q = int64_t(c.n_heads) * hd, kv = int64_t(c.n_kv_heads) * hd;
+  const int64_t dim = c.hidden_size;
+  const auto dims = linear_dims(c);
   m.embed_tokens = tensor("model.embed_tokens.weight", {c.vocab_size, dim}, 0.0f, 1.0f);
   for (int l = 0; l < c.n_layers; ++l) {
     const std::string pre = "model.layers." + std::to_string(l) + ".";
     LayerWeights w;
-    auto lin = [&](Linear& L, const std::string& module, int64_t out, int64_t in) {
-      L.name = pre + module;
-      L.dense = tensor(L.name + ".weight", {out, in}, 0.0f, 1.0f / std::sqrt(float(in)));
-    };
     w.attn_norm = tensor(pre + "input_layernorm.weight", {dim}, 1.0f, 0.1f);
-    lin(w.q_proj, "self_attn.q_proj", q, dim);
-    lin(w.k_proj, "self_attn.k_proj", kv, dim);
-    lin(w.v_proj, "self_attn.v_proj", kv, dim);
-    lin(w.o_proj, "self_attn.o_proj", dim, q);
-    w.mlp_norm = tensor(pre + "post_attention_layernorm.weight", {dim}, 1.0f, 0.1f);
-    lin(w.gate_proj, "mlp.gate_proj", c.intermediate_size, dim);
-    lin(w.up_proj, "mlp.up_proj", c.intermediate_size, dim);
-    lin(w.down_proj, "mlp.down_proj", dim, c.intermediate_size);
+    const auto linears = block_linears(w);
+    for (int t = 0; t < kNumLinears; ++t) {
+      // Drawn in storage order: the MLP norm sits between the attention and MLP linears.
+      if (t == kGate) w.mlp_norm = tensor(pre + "post_attention_layernorm.weight", {dim}, 1.0f, 0.1f);
+      const auto [out, in] = dims[t];
+      linears[t]->name = linear_hf_name(l, t);
+      linears[t]->dense = tensor(linears[t]->name + ".weight", {out, in}, 0.0f, 1.0f / std::sqrt(float(in)));
+    }
     m.layers.push_back(w);
   }
   m.norm = tensor("model.norm.weight", {dim}, 1.0f, 0.1f);
@@ -83,15 +81,13 @@ void write_llama2c(const Model& m, const std::string& path) {
                         c.tie_word_embeddings ? c.vocab_size : -c.vocab_size, c.max_seq_len};
   out.append(reinterpret_cast<const char*>(h), sizeof(h));
   append(out, m.embed_tokens);
+  auto append_linears = [&](LinearIndex t) {
+    for (auto& l : m.layers) append(out, (l.*kBlockLinears[t].weights).dense);
+  };
   for (auto& l : m.layers) append(out, l.attn_norm);
-  for (auto& l : m.layers) append(out, l.q_proj.dense);
-  for (auto& l : m.layers) append(out, l.k_proj.dense);
-  for (auto& l : m.layers) append(out, l.v_proj.dense);
-  for (auto& l : m.layers) append(out, l.o_proj.dense);
+  for (LinearIndex t : {kQ, kK, kV, kO}) append_linears(t);
   for (auto& l : m.layers) append(out, l.mlp_norm);
-  for (auto& l : m.layers) append(out, l.gate_proj.dense);
-  for (auto& l : m.layers) append(out, l.down_proj.dense);
-  for (auto& l : m.layers) append(out, l.up_proj.dense);
+  for (LinearIndex t : {kGate, kDown, kUp}) append_linears(t);  // run.c's w1, w2, w3
   append(out, m.norm);
   out.append(size_t(c.max_seq_len) * c.head_dim() * 4, '\0');  // legacy freq_cis, unused
   if (!c.tie_word_embeddings) append(out, m.lm_head);
