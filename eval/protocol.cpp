@@ -25,8 +25,10 @@ std::vector<Window> plan_windows(const std::vector<int>& text_tokens, int bos_id
                                  const std::string& dataset) {
   validate_protocol(p);
   // The stream windows are cut from, and how many of its tokens each window takes.
+  if (bos_id < 0 && p.bos == BosPlacement::Window)
+    fail(dataset, "BOS placement 'window' needs a BOS token; this tokenizer adds none");
   std::vector<int> stream;
-  if (p.bos == BosPlacement::Split) stream.push_back(bos_id);
+  if (p.bos == BosPlacement::Split && bos_id >= 0) stream.push_back(bos_id);
   stream.insert(stream.end(), text_tokens.begin(), text_tokens.end());
   const int prefix = p.bos == BosPlacement::Window ? 1 : 0;
   const size_t len = static_cast<size_t>(p.ctx - prefix);
@@ -46,7 +48,7 @@ std::vector<Window> plan_windows(const std::vector<int>& text_tokens, int bos_id
   return windows;
 }
 
-nlohmann::json protocol_json(const ProtocolOptions& p) {
+nlohmann::json protocol_json(const ProtocolOptions& p, int bos_id) {
   const int stride = effective_stride(p);
   std::string scored = p.kind == ProtocolKind::Paper
                            ? "non-overlapping windows of " + std::to_string(p.ctx) +
@@ -58,8 +60,9 @@ nlohmann::json protocol_json(const ProtocolOptions& p) {
           {"ctx", p.ctx},
           {"stride", stride},
           {"max_windows", p.max_windows},
-          {"bos", p.bos == BosPlacement::Split ? "one BOS at the start of the split (HF tokenizer add_bos)"
-                                   : "every window starts with BOS followed by ctx - 1 text tokens"},
+          {"bos", bos_id < 0                     ? "none: the tokenizer adds no BOS (its post-processor has none)"
+                  : p.bos == BosPlacement::Split ? "one BOS at the start of the split (HF tokenizer add_bos)"
+                                                 : "every window starts with BOS followed by ctx - 1 text tokens"},
           {"scored", scored}};
 }
 

@@ -40,11 +40,13 @@ struct Window {
 
 // Checks the options (ctx >= 2, 1 <= stride <= ctx - 1, max_windows >= 0); errors name the field.
 void validate_protocol(const ProtocolOptions& p);
-// The windows of `text_tokens` (the split tokenized without BOS). `dataset` names the file in
-// the error raised when the split is shorter than one window.
+// The windows of `text_tokens` (the split tokenized without BOS). bos_id < 0 means the tokenizer's
+// family adds no BOS (e.g. Qwen2): Split placement then inserts none, and Window placement is an
+// error. `dataset` names the file in the errors (also when the split is shorter than one window).
 std::vector<Window> plan_windows(const std::vector<int>& text_tokens, int bos_id, const ProtocolOptions& p,
                                  const std::string& dataset);
-// {"name", "ctx", "stride", "bos", "max_windows", "scored"}: the protocol in words for reports.
-nlohmann::json protocol_json(const ProtocolOptions& p);
+// {"name", "ctx", "stride", "bos", "max_windows", "scored"}: the protocol in words for reports;
+// bos_id < 0 (a tokenizer with no BOS) is said in "bos".
+nlohmann::json protocol_json(const ProtocolOptions& p, int bos_id);
 
 }  // namespace qb

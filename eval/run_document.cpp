@@ -4,6 +4,7 @@
 
 #include "common/error.h"
 #include "common/run_document.h"
+#include "model/load.h"
 
 namespace qb {
 namespace {
@@ -23,13 +24,18 @@ size_t total_bytes(const std::vector<std::pair<std::string, size_t>>& by_dtype) 
 
 nlohmann::json model_json(const Model& m) {
   const LlamaConfig& c = m.config;
+  nlohmann::json architecture = {
+      {"dim", c.hidden_size}, {"hidden_dim", c.intermediate_size}, {"n_layers", c.n_layers},
+      {"n_heads", c.n_heads}, {"n_kv_heads", c.n_kv_heads}, {"vocab_size", c.vocab_size},
+      {"max_seq_len", c.max_seq_len}, {"rope_theta", c.rope_theta}, {"norm_eps", c.rms_norm_eps},
+      {"tied_embeddings", c.tie_word_embeddings}};
+  // Only where a model has them, so that Llama 1/2 documents stay as they were.
+  if (c.rope_llama3) architecture["rope_scaling"] = rope_scaling_json(c);
+  if (c.attention_bias) architecture["attention_bias"] = true;
+  if (c.sliding_window > 0) architecture["sliding_window"] = c.sliding_window;
   return {{"path", m.path},
           {"format", m.format},
-          {"architecture",
-           {{"dim", c.hidden_size}, {"hidden_dim", c.intermediate_size}, {"n_layers", c.n_layers},
-            {"n_heads", c.n_heads}, {"n_kv_heads", c.n_kv_heads}, {"vocab_size", c.vocab_size},
-            {"max_seq_len", c.max_seq_len}, {"rope_theta", c.rope_theta}, {"norm_eps", c.rms_norm_eps},
-            {"tied_embeddings", c.tie_word_embeddings}}},
+          {"architecture", architecture},
           {"parameters", m.parameter_count()},
           {"weight_bytes_by_dtype", bytes_by_dtype_json(m.weight_bytes_by_dtype())}};
 }
@@ -90,7 +96,7 @@ nlohmann::json eval_run_document(const EvalResults& r) {
   const EvaluatedMethod& reference = r.methods.front();
   nlohmann::json methods = nlohmann::json::array();
   for (const EvaluatedMethod& m : r.methods) methods.push_back(method_json(m, reference, r.windows));
-  const nlohmann::json protocol = protocol_json(r.protocol);
+  const nlohmann::json protocol = protocol_json(r.protocol, r.tokenizer_bos_id);
   return {{"schema", kRunSchemaName},
           {"schema_version", kRunSchemaVersion},
           {"kind", "eval"},

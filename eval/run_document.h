@@ -35,6 +35,7 @@ struct EvalResults {
   const Model* model = nullptr;  // the source model as loaded (its own dtypes)
   std::string tokenizer_path;
   int tokenizer_vocab_size = 0;
+  int tokenizer_bos_id = 1;      // < 0: the tokenizer has no BOS
   const TextDataset* dataset = nullptr;
   size_t dataset_tokens = 0;
   ProtocolOptions protocol;      // as run (ctx capped at the model's max_seq_len)

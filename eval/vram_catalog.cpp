@@ -28,7 +28,7 @@ struct Footprint {
 
 Footprint footprint(const LlamaConfig& c, const VramSetting& s) {
   Footprint f;
-  auto plain = [&](int64_t count) {  // embeddings, norms, lm_head: FP16 in every setting
+  auto plain = [&](int64_t count) {  // embeddings, norms, biases, lm_head: FP16 in every setting
     f.parameters += count;
     f.bytes += static_cast<size_t>(count) * 2;
   };
@@ -36,6 +36,7 @@ Footprint footprint(const LlamaConfig& c, const VramSetting& s) {
   plain(vocab * hidden);  // embed_tokens
   for (int l = 0; l < c.n_layers; ++l) {
     plain(2 * hidden);  // input_layernorm, post_attention_layernorm
+    if (c.attention_bias) plain(int64_t(c.n_heads + 2 * c.n_kv_heads) * c.head_dim());  // q/k/v biases (Qwen2)
     for (const auto& [out_features, in_features] : linear_dims(c)) {
       const int64_t n = out_features, k = in_features;
       f.parameters += n * k;

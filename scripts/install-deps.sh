@@ -8,6 +8,6 @@ export DEBIAN_FRONTEND=noninteractive
 $sudo_cmd apt-get update -qq
 $sudo_cmd apt-get install -y -qq --no-install-recommends \
   build-essential cmake pkg-config git \
-  libsentencepiece-dev nlohmann-json3-dev libcli11-dev catch2 \
+  libsentencepiece-dev libpcre2-dev libutf8proc-dev nlohmann-json3-dev libcli11-dev catch2 \
   libbenchmark-dev libopenblas-openmp-dev libsqlite3-dev libssl-dev \
   chromium >/dev/null

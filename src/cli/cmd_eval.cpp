@@ -16,14 +16,34 @@
 namespace qb::cli {
 namespace {
 
-// The data folder: --data-dir, else $QUANTBENCH_DATA, else ../shared/data beside the checkout
-// (or beside the current directory).
-std::string find_data_dir(const std::string& flag) {
-  if (!flag.empty()) return flag;
-  if (const char* env = std::getenv("QUANTBENCH_DATA"); env && *env) return env;
-  for (const std::string& p : {std::string(QB_SOURCE_DIR) + "/../shared/data", std::string("../shared/data")})
-    if (is_directory(p)) return p;
-  return "";
+// Where the main job's files come from: the folder, and how it was found (for its header line and
+// the run document's job.data_folder_source).
+struct DataFolder {
+  std::string path;  // "" when none was found
+  std::string source;
+};
+
+// The data folder: --data-dir, else $QUANTBENCH_DATA, else ../shared/data beside the checkout (or
+// beside the current directory), else the small default in the sources (datasets/embedded, see its
+// README), so that a fresh clone runs the main job. The embedded folder is named as such however
+// it was reached.
+DataFolder find_data_dir(const std::string& flag) {
+  namespace fs = std::filesystem;
+  const std::string embedded = std::string(QB_SOURCE_DIR) + "/datasets/embedded";
+  DataFolder found;
+  if (!flag.empty()) {
+    found = {flag, "--data-dir"};
+  } else if (const char* env = std::getenv("QUANTBENCH_DATA"); env && *env) {
+    found = {env, "QUANTBENCH_DATA"};
+  } else {
+    for (const std::string& p : {std::string(QB_SOURCE_DIR) + "/../shared/data", std::string("../shared/data")})
+      if (is_directory(p)) return {p, "../shared/data"};
+    if (is_directory(embedded)) return {embedded, "embedded default"};
+    return {};
+  }
+  std::error_code ec;
+  if (fs::exists(found.path, ec) && fs::equivalent(found.path, embedded, ec)) found.source = "embedded default";
+  return found;
 }
 
 // The largest model under data/models: an HF directory (config.json; its size is the sum of its
@@ -57,6 +77,41 @@ std::string first_existing(const std::string& data, std::initializer_list<const 
   return "";
 }
 
+// The main job's quick defaults, so that it finishes in about a minute on 2 CPU cores (README);
+// --full gives the paper's (EvalOptions' defaults), and flags given on the command line win.
+constexpr int kQuickCalibSamples = 16;
+constexpr int kQuickMaxWindows = 128;
+
+bool runs_awq(const EvalOptions& o) {
+  for (const MethodSpec& s : o.methods)
+    if (s.family == MethodFamily::Awq) return true;
+  return false;
+}
+
+// The evaluated windows and AWQ calibration, in words.
+std::string settings_text(const EvalOptions& o, int calib_samples, int max_windows) {
+  std::string t = max_windows > 0 ? "first " + std::to_string(max_windows) + " windows" : "every window";
+  if (runs_awq(o))
+    t += ", AWQ calibrated on " + std::to_string(calib_samples) + " samples x " + std::to_string(o.calib_seq_len) +
+         " tokens";
+  return t;
+}
+
+// run document "job" (reports/SCHEMA.md): where the main job's files came from and whether its
+// settings are the paper's.
+nlohmann::json main_job_record(const DataFolder& folder, const EvalOptions& o) {
+  const EvalOptions paper;
+  const bool reduced =
+      o.protocol.max_windows > 0 || (runs_awq(o) && o.calib_samples < paper.calib_samples);
+  return {{"name", "main"},
+          {"data_folder", folder.path},
+          {"data_folder_source", folder.source},
+          {"reduced", reduced},
+          {"settings", settings_text(o, o.calib_samples, o.protocol.max_windows)},
+          {"paper_settings", settings_text(o, paper.calib_samples, paper.protocol.max_windows) +
+                                 " (add --full)"}};
+}
+
 void print_summary(const nlohmann::json& run) {
   const auto& p = run["protocol"];
   std::printf("model %s, dataset %s (%s, %zu tokens), protocol %s ctx %d stride %d, BOS: %s\n",
@@ -75,13 +130,17 @@ void print_summary(const nlohmann::json& run) {
                 q["tokens_scored"].get<size_t>(), q["windows"].get<size_t>(), m["size"]["weight_bytes"].get<double>(),
                 m["size"]["saving_vs_fp16"].get<double>(), m["speed"]["tokens_per_s"].get<double>());
   }
+  if (run.contains("job") && run["job"]["reduced"].get<bool>())
+    std::printf("reduced settings: %s; the paper's: %s\n", run["job"]["settings"].get<std::string>().c_str(),
+                run["job"]["paper_settings"].get<std::string>().c_str());
 }
 
 CommandRegistration reg{
     "eval",
     "Perplexity of FP16, RTN and AWQ weights of one model on one text split (the main job).\n"
     "With no --model/--dataset it evaluates the largest model and the WikiText-2 test split found in the data\n"
-    "folder ($QUANTBENCH_DATA, else ../shared/data beside the checkout).\n"
+    "folder ($QUANTBENCH_DATA, else ../shared/data beside the checkout, else the small default in the sources,\n"
+    "datasets/embedded) at quick settings that --full turns into the paper's.\n"
     "Example: quantbench eval --model stories260K.bin --tokenizer tok512.model --dataset wiki.test.raw --ctx 512 "
     "--methods fp16,rtn,awq --calib valid.txt --out run.json",
     [](CLI::App& app) -> std::function<int()> {
@@ -90,14 +149,16 @@ CommandRegistration reg{
         std::string methods, data_dir, out = "quantbench-eval.json";
         std::vector<std::string> load;
         int bits = 4, group = 128;
-        bool no_clip = false;
+        bool no_clip = false, full = false;
+        CLI::Option *max_windows_flag = nullptr, *calib_samples_flag = nullptr;  // given or not
         std::vector<MethodSpec> parsed_methods;  // --methods as given, checked at parse time
       };
       auto a = std::make_shared<Args>();
       app.add_option("--model", a->o.model_path,
                      "Model: an HF directory (config.json + model.safetensors[.index.json]) or a llama2.c .bin");
       app.add_option("--tokenizer", a->o.tokenizer_path,
-                     "SentencePiece tokenizer.model (default: tokenizer.model beside the model)");
+                     "SentencePiece tokenizer.model or HF tokenizer.json (default: tokenizer.json, then tokenizer.model, "
+                     "beside the model)");
       app.add_option("--dataset", a->o.dataset_path,
                      "Text to score: WikiText-2 raw (wiki.test.raw: rows joined with \\n\\n as GPTQ/AWQ do), "
                      "tokenized WikiText-2 (test.txt), or any UTF-8 text file");
@@ -119,7 +180,10 @@ CommandRegistration reg{
           ->check(at_least(0));
       add_choice(app, "--bos", a->o.protocol.bos, {{"split", BosPlacement::Split}, {"window", BosPlacement::Window}},
                  "split: one BOS at the start of the split (paper); window: BOS starts every window");
-      app.add_option("--max-windows", a->o.protocol.max_windows, "Evaluate only the first N windows (0: all)")
+      a->max_windows_flag =
+          app.add_option("--max-windows", a->o.protocol.max_windows,
+                         "Evaluate only the first N windows (0: all; the main job's quick default: " +
+                             std::to_string(kQuickMaxWindows) + ")")
           ->check(at_least(0))
           ->capture_default_str();
       app.add_option("--methods", a->methods,
@@ -133,7 +197,15 @@ CommandRegistration reg{
       app.add_flag("--symmetric", a->o.symmetric, "Symmetric quantization (zero point fixed at 2^(bits-1))");
       app.add_flag("--no-clip", a->no_clip, "AWQ: skip the clipping search");
       app.add_option("--calib", a->o.calib_path, "AWQ calibration text (never the evaluated split)");
-      app.add_option("--calib-samples", a->o.calib_samples, "AWQ calibration samples")->capture_default_str();
+      a->calib_samples_flag =
+          app.add_option("--calib-samples", a->o.calib_samples,
+                         "AWQ calibration samples (the main job's quick default: " +
+                             std::to_string(kQuickCalibSamples) + ")")
+              ->capture_default_str();
+      app.add_flag("--full", a->full,
+                   "Main job (no --model/--dataset): the paper's settings (every window, " +
+                       std::to_string(EvalOptions{}.calib_samples) +
+                       " calibration samples) instead of its quick defaults");
       app.add_option("--calib-seq-len", a->o.calib_seq_len, "AWQ calibration tokens per sample")->capture_default_str();
       app.add_flag("--force-calib", a->o.force_calib, "Allow calibrating on the evaluated file");
       add_choice(app, "--device", a->o.device,
@@ -148,6 +220,8 @@ CommandRegistration reg{
         try {
           validate_protocol(a->o.protocol);
           if (!a->methods.empty()) a->parsed_methods = parse_methods(a->methods, a->bits, a->group);
+          if (a->full && !(a->o.model_path.empty() && a->o.dataset_path.empty()))
+            throw CLI::ValidationError("--full", "only the main job (no --model/--dataset) has reduced defaults");
         } catch (const Error& e) {
           throw CLI::ValidationError(e.what());
         }
@@ -156,8 +230,11 @@ CommandRegistration reg{
         EvalOptions o = a->o;
         o.clip = !a->no_clip;
         std::string methods = a->methods;
+        const bool main_job = o.model_path.empty() && o.dataset_path.empty();
+        DataFolder folder;
         if (o.model_path.empty() || o.dataset_path.empty()) {
-          const std::string data = find_data_dir(a->data_dir);
+          folder = find_data_dir(a->data_dir);
+          const std::string& data = folder.path;
           if (!data.empty() && o.model_path.empty()) o.model_path = find_largest_model(data);
           if (data.empty() || o.model_path.empty()) {
             std::fprintf(stderr,
@@ -171,8 +248,8 @@ CommandRegistration reg{
           if (o.dataset_path.empty()) fail(data, "no dataset found (text/wikitext-2-raw/wiki.test.raw); name one with --dataset");
           if (o.calib_path.empty()) o.calib_path = first_existing(data, {"text/wikitext-2/valid.txt"});
           if (methods.empty()) methods = o.calib_path.empty() ? "fp16,rtn" : "fp16,rtn,awq";
-          std::fprintf(stderr, "data folder %s: model %s, dataset %s, methods %s\n", data.c_str(),
-                       o.model_path.c_str(), o.dataset_path.c_str(), methods.c_str());
+          std::fprintf(stderr, "data folder %s (%s): model %s, dataset %s, methods %s\n", data.c_str(),
+                       folder.source.c_str(), o.model_path.c_str(), o.dataset_path.c_str(), methods.c_str());
         }
         o.methods = a->methods.empty() ? parse_methods(methods.empty() ? "fp16" : methods, a->bits, a->group)
                                        : a->parsed_methods;
@@ -184,7 +261,21 @@ CommandRegistration reg{
           s.checkpoint_dir = dir;  // its family and settings come from the checkpoint
           o.methods.push_back(s);
         }
-        const nlohmann::json run = run_eval(o);
+        nlohmann::json job;  // the main job's record in the run document
+        if (main_job) {
+          if (!a->full) {
+            if (!a->calib_samples_flag->count()) o.calib_samples = kQuickCalibSamples;
+            if (!a->max_windows_flag->count()) o.protocol.max_windows = kQuickMaxWindows;
+          }
+          job = main_job_record(folder, o);
+          if (job["reduced"].get<bool>())
+            std::fprintf(stderr, "reduced settings: %s; the paper's: %s\n", job["settings"].get<std::string>().c_str(),
+                         job["paper_settings"].get<std::string>().c_str());
+          else
+            std::fprintf(stderr, "paper settings: %s\n", job["settings"].get<std::string>().c_str());
+        }
+        nlohmann::json run = run_eval(o);
+        if (main_job) run["job"] = job;
         write_file_atomic(a->out, run.dump(2) + "\n");
         print_summary(run);
         std::printf("wrote %s\n", a->out.c_str());

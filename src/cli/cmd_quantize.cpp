@@ -30,8 +30,8 @@ int run_quantize(const QuantizeOptions& options, const std::string& model_path, 
   if (tokenizer_path.empty()) tokenizer_path = tokenizer_beside(model_path, source.config.vocab_size);
   std::unique_ptr<Tokenizer> tokenizer;
   if (options.family == MethodFamily::Awq) {
-    if (tokenizer_path.empty()) fail(model_path, "AWQ needs --tokenizer (no tokenizer.model beside the model)");
-    tokenizer = std::make_unique<Tokenizer>(tokenizer_path);
+    if (tokenizer_path.empty()) fail(model_path, "AWQ needs --tokenizer (no tokenizer.json or tokenizer.model beside the model)");
+    tokenizer = open_tokenizer(tokenizer_path);
     tokenizer->require_vocab_size(source.config.vocab_size);
   }
   const Model fp16 = to_fp16(source);
@@ -73,7 +73,8 @@ CommandRegistration reg{
       auto a = std::make_shared<Args>();
       app.add_option("--model", a->model, "FP16/FP32 model: an HF directory or a llama2.c .bin")->required();
       app.add_option("--tokenizer", a->tokenizer,
-                     "SentencePiece tokenizer.model (default: tokenizer.model beside the model); copied into the output");
+                     "SentencePiece tokenizer.model or HF tokenizer.json (default: tokenizer.json, then tokenizer.model, "
+                     "beside the model); copied into the output");
       add_choice(app, "--method", a->o.family, {{"rtn", MethodFamily::Rtn}, {"awq", MethodFamily::Awq}},
                  "Quantizer family")
           ->required();

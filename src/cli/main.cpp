@@ -1,6 +1,7 @@
 // quantbench: FP16 / RTN / AWQ weights of one model, side by side in quality, size and speed.
 #include <algorithm>
 #include <cstdio>
+#include <exception>
 #include <map>
 
 #include "cli/commands.h"
@@ -49,6 +50,11 @@ int main(int argc, char** argv) {
     return 2;
   } catch (const qb::Error& e) {
     std::fprintf(stderr, "quantbench: error: %s\n", e.what());
+    return 1;
+  } catch (const std::exception& e) {
+    // A library's own exception that no reader turned into a qb::Error: still one line, never a
+    // terminate. Each one found is a reader to fix (it should name the file and the field).
+    std::fprintf(stderr, "quantbench: internal error: %s\n", e.what());
     return 1;
   }
 }

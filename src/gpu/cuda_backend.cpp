@@ -67,6 +67,7 @@ void check_linear(const Linear& l, int out_features, int in_features) {
     fail(l.name, "shape [" + std::to_string(l.out_features()) + ", " + std::to_string(l.in_features()) +
                      "] does not match the config's [" + std::to_string(out_features) + ", " +
                      std::to_string(in_features) + "]");
+  if (l.bias.data) check_tensor_shape(l.bias, {out_features});
   if (!l.quant) {
     check_tensor_shape(l.dense, {out_features, in_features});
     return;
@@ -113,6 +114,7 @@ struct DeviceLinear {
                                          // int32 [k/g, n/8], fp16 [k/g, n] (quantized layers)
   kernels::AwqWeightView view;           // over qweight/qzeros/scales
   kernels::W4A16Plan plan;               // for the current window length (quantized layers)
+  DeviceBuffer bias;                     // fp16 [n], added after the GEMM; empty when none (q/k/v of Qwen2)
 };
 
 struct DeviceLayer {
@@ -241,6 +243,7 @@ DeviceLinear CudaBackend::upload_linear(const Linear& linear) {
   d.name = linear.name;
   d.n = linear.out_features();
   d.k = linear.in_features();
+  if (linear.bias.data) d.bias = upload(fp16_bits(linear.bias));
   if (!linear.quant) {
     d.dense = upload(fp16_bits(linear.dense));
     return d;
@@ -281,10 +284,10 @@ void CudaBackend::prepare_window(int n_tokens) {
     w.nonfinite = DeviceBuffer(sizeof(int));
     // The angles exactly as the CPU forward pass computes them (double, then rounded to float).
     std::vector<float> cos_table(rows * half_dim), sin_table(rows * half_dim);
+    const std::vector<double> inv_freq = rope_inv_freq(c);
     for (size_t i = 0; i < half_dim; ++i) {
-      const double inv_freq = std::pow(double(c.rope_theta), -2.0 * double(i) / double(hd));
       for (size_t pos = 0; pos < rows; ++pos) {
-        const double angle = double(pos) * inv_freq;
+        const double angle = double(pos) * inv_freq[i];
         cos_table[pos * half_dim + i] = static_cast<float>(std::cos(angle));
         sin_table[pos * half_dim + i] = static_cast<float>(std::sin(angle));
       }
@@ -323,6 +326,7 @@ void CudaBackend::apply(const DeviceLinear& linear, const __half* x, __half* y, 
       kernels::w4a16_gemm(linear.plan, x, linear.view, y, w4a16_workspace_.as<void>(), cublas_->get(), stream_->get());
     else
       kernels::gemm_fp16(cublas_->get(), x, linear.dense.as<__half>(), y, m, linear.n, linear.k, stream_->get());
+    if (linear.bias.bytes() > 0) gpu::launch_add_bias(y, linear.bias.as<__half>(), m, linear.n, stream_->get());
   } catch (const Error& e) {
     fail(linear.name, e.what());  // the kernels' errors name the kernel; add the layer
   }
@@ -366,6 +370,7 @@ void CudaBackend::forward(const std::vector<int>& tokens, std::vector<std::vecto
   const LlamaConfig& c = config_;
   const int n = static_cast<int>(tokens.size());
   if (n < 1) fail("cuda forward", "empty window");
+  check_window_length(c, n, "cuda forward");
   for (int t : tokens)
     if (t < 0 || t >= c.vocab_size)
       fail("embed", "token id " + std::to_string(t) + " outside the vocabulary of " + std::to_string(c.vocab_size));

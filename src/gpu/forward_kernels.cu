@@ -195,6 +195,12 @@ __global__ void residual_add_kernel(float* x, const __half* delta, size_t count)
     x[i] += __half2float(delta[i]);
 }
 
+__global__ void add_bias_kernel(__half* y, const __half* bias, size_t count, int n) {
+  for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < count;
+       i += static_cast<size_t>(gridDim.x) * blockDim.x)
+    y[i] = __float2half(__half2float(y[i]) + __half2float(bias[i % n]));
+}
+
 // grid (count), block kRowThreads. Three passes over the row(s): max/argmax/finiteness, the
 // log-sum-exp, and (with a reference) the KL sum.
 __global__ void score_rows_kernel(const float* logits, const float* ref_logits, const int* tokens, int first, int vocab,
@@ -282,6 +288,12 @@ void launch_swiglu(__half* gate, const __half* up, size_t count, cudaStream_t st
 
 void launch_residual_add(float* x, const __half* delta, size_t count, cudaStream_t stream) {
   residual_add_kernel<<<element_blocks(count), kElementThreads, 0, stream>>>(x, delta, count);
+  QB_CUDA_CHECK_LAUNCH();
+}
+
+void launch_add_bias(__half* y, const __half* bias, int rows, int n, cudaStream_t stream) {
+  const size_t count = static_cast<size_t>(rows) * n;
+  add_bias_kernel<<<element_blocks(count), kElementThreads, 0, stream>>>(y, bias, count, n);
   QB_CUDA_CHECK_LAUNCH();
 }
 

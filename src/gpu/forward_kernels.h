@@ -26,7 +26,7 @@ void launch_rmsnorm(const float* x, const __half* w, __half* out, int rows, int 
 // Rotary position embedding of every head of `in` at position r = its row, widened to FP32.
 //   in  [rows, n_heads * head_dim] fp16 (q or k projection output)
 //   out [rows, n_heads * head_dim] fp32
-//   cos_table, sin_table [>= rows, head_dim/2] fp32: angle(r, i) = r * theta^(-2i/head_dim)
+//   cos_table, sin_table [>= rows, head_dim/2] fp32: angle(r, i) = r * rope_inv_freq(config)[i]
 //   interleaved: pair i is (2i, 2i+1) (llama2.c / Meta); else (i, i + head_dim/2) (HF)
 void launch_rope(const __half* in, float* out, const float* cos_table, const float* sin_table, int rows, int n_heads,
                  int head_dim, bool interleaved, cudaStream_t stream);
@@ -46,6 +46,9 @@ void launch_swiglu(__half* gate, const __half* up, size_t count, cudaStream_t st
 
 // x[i] += float(delta[i]); x [count] fp32 (residual stream), delta [count] fp16 (o_proj/down_proj output).
 void launch_residual_add(float* x, const __half* delta, size_t count, cudaStream_t stream);
+
+// y[r][i] += bias[i] in FP32, rounded to fp16; y [rows, n] fp16 (a q/k/v projection), bias [n] fp16.
+void launch_add_bias(__half* y, const __half* bias, int rows, int n, cudaStream_t stream);
 
 // Per scored target j = first + i (i = 0 .. count-1), from logits row j - 1, in double as
 // eval/metrics.cpp does on the CPU:

@@ -82,8 +82,8 @@ EvalPlan plan_eval(const EvalOptions& o) {
   check_finite(p.source);
   const LlamaConfig& c = p.source.config;
   p.tokenizer_path = o.tokenizer_path.empty() ? tokenizer_beside(o.model_path, c.vocab_size) : o.tokenizer_path;
-  if (p.tokenizer_path.empty()) fail(o.model_path, "no tokenizer.model beside the model; name one with --tokenizer");
-  p.tokenizer = std::make_unique<Tokenizer>(p.tokenizer_path);
+  if (p.tokenizer_path.empty()) fail(o.model_path, "no tokenizer.json or tokenizer.model beside the model; name one with --tokenizer");
+  p.tokenizer = open_tokenizer(p.tokenizer_path);
   p.tokenizer->require_vocab_size(c.vocab_size);
 
   p.dataset = load_text_dataset(o.dataset_path, o.dataset_format);
@@ -95,6 +95,7 @@ EvalPlan plan_eval(const EvalOptions& o) {
     p.protocol.ctx = c.max_seq_len;
     if (p.protocol.stride >= p.protocol.ctx) p.protocol.stride = 0;
   }
+  check_window_length(c, p.protocol.ctx, o.model_path);
   p.windows = plan_windows(text_tokens, p.tokenizer->bos_id(), p.protocol, p.dataset.path);
   p.device = resolve_device(o.device);  // after the inputs are known to be good
 
@@ -243,6 +244,7 @@ nlohmann::json run_eval(const EvalOptions& o) {
   results.model = &plan.source;
   results.tokenizer_path = plan.tokenizer_path;
   results.tokenizer_vocab_size = plan.tokenizer->vocab_size();
+  results.tokenizer_bos_id = plan.tokenizer->bos_id();
   results.dataset = &plan.dataset;
   results.dataset_tokens = plan.dataset_tokens;
   results.protocol = plan.protocol;

@@ -18,6 +18,7 @@ struct BlockLinear {
   const char* hf_name;                    // within a layer, e.g. "self_attn.q_proj"
   Linear LayerWeights::*weights;          // e.g. &LayerWeights::q_proj
   std::vector<float> CpuLayer::*widened;  // e.g. &CpuLayer::wq
+  std::vector<float> CpuLayer::*widened_bias;  // &CpuLayer::bq for q/k/v; null where no bias is carried
 };
 
 // Indexed by LinearIndex.

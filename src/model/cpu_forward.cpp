@@ -19,7 +19,14 @@ CpuLayer widen_layer(const LayerWeights& l) {
   CpuLayer out;
   out.attn_norm = l.attn_norm.to_float();
   out.mlp_norm = l.mlp_norm.to_float();
-  for (const BlockLinear& linear : kBlockLinears) out.*linear.widened = widen_linear(l.*linear.weights);
+  for (const BlockLinear& linear : kBlockLinears) {
+    out.*linear.widened = widen_linear(l.*linear.weights);
+    const Tensor& bias = (l.*linear.weights).bias;
+    if (bias.data) {
+      if (!linear.widened_bias) fail(bias.name, "a bias on this linear is not supported (only q/k/v biases)");
+      out.*linear.widened_bias = bias.to_float();
+    }
+  }
   return out;
 }
 
@@ -39,11 +46,16 @@ void linear(float* y, const float* x, const float* w, int m, int n, int k) {
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1.0f, x, k, w, k, 0.0f, y, n);
 }
 
+void add_bias(float* y, const std::vector<float>& bias, int m, int n) {
+  if (bias.empty()) return;
+  for (int r = 0; r < m; ++r)
+    for (int i = 0; i < n; ++i) y[size_t(r) * n + i] += bias[i];
+}
+
 // Rotates each head of x [rows, n_heads*head_dim] by its position (row % seq_len).
 static void apply_rope(const LlamaConfig& c, float* x, int rows, int seq_len, int n_heads) {
   const int hd = c.head_dim(), half = hd / 2;
-  std::vector<double> inv_freq(half);
-  for (int i = 0; i < half; ++i) inv_freq[i] = std::pow(double(c.rope_theta), -2.0 * i / hd);
+  const std::vector<double> inv_freq = rope_inv_freq(c);
 #pragma omp parallel for schedule(static)
   for (int r = 0; r < rows; ++r) {
     const int pos = r % seq_len;
@@ -70,6 +82,9 @@ void attention(const LlamaConfig& c, const CpuLayer& layer, const float* xn, int
   linear(q.data(), xn, layer.wq.data(), rows, q_dim, dim);
   linear(k.data(), xn, layer.wk.data(), rows, kv_dim, dim);
   linear(v.data(), xn, layer.wv.data(), rows, kv_dim, dim);
+  add_bias(q.data(), layer.bq, rows, q_dim);
+  add_bias(k.data(), layer.bk, rows, kv_dim);
+  add_bias(v.data(), layer.bv, rows, kv_dim);
   apply_rope(c, q.data(), rows, seq_len, c.n_heads);
   apply_rope(c, k.data(), rows, seq_len, c.n_kv_heads);
 
@@ -162,6 +177,7 @@ void CpuModel::head(const float* x, int rows, std::vector<float>& logits) const 
 }
 
 void CpuModel::forward(const int* tokens, int n_seq, int seq_len, std::vector<float>& logits) const {
+  check_window_length(config_, seq_len, "cpu forward");
   const int rows = n_seq * seq_len;
   std::vector<float> x(size_t(rows) * config_.hidden_size);
   embed(tokens, rows, x.data());

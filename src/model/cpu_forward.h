@@ -18,6 +18,7 @@ struct CpuLayer {
   std::vector<float> wq;         // [n_heads*head_dim, hidden_size]
   std::vector<float> wk;         // [n_kv_heads*head_dim, hidden_size]
   std::vector<float> wv;         // [n_kv_heads*head_dim, hidden_size]
+  std::vector<float> bq, bk, bv;  // q/k/v biases [out]; empty when the model has none (Qwen2 has)
   std::vector<float> wo;         // [hidden_size, n_heads*head_dim]
   std::vector<float> mlp_norm;   // [hidden_size]
   std::vector<float> w_gate;     // [intermediate_size, hidden_size]
@@ -41,6 +42,8 @@ struct BlockInputs {
 void rmsnorm(float* out, const float* x, const float* w, int rows, int dim, float eps);
 // y[m, n] = x[m, k] · W^T with W [n, k].
 void linear(float* y, const float* x, const float* w, int m, int n, int k);
+// y[m, n] += bias[n] for every row; nothing when bias is empty.
+void add_bias(float* y, const std::vector<float>& bias, int m, int n);
 // Self-attention of a block: q/k/v projections of xn, RoPE, causal GQA softmax attention, then
 // o_proj. out [rows, hidden_size] is the o_proj output; o_in (optional) receives the o_proj input.
 void attention(const LlamaConfig& c, const CpuLayer& layer, const float* xn, int n_seq, int seq_len, float* out,

@@ -117,11 +117,33 @@ static T config_field_or(const nlohmann::json& j, const std::string& where, cons
   return config_field<T>(j, where, field);
 }
 
+// HF rope_scaling: null or {"rope_type": "default"} is plain RoPE, "llama3" (Llama 3.1/3.2) is
+// read into c; every other type (linear, dynamic, yarn, ...) is refused.
+static void parse_rope_scaling(const nlohmann::json& j, const std::string& where, LlamaConfig& c) {
+  if (!j.contains("rope_scaling") || j["rope_scaling"].is_null()) return;
+  const nlohmann::json& r = j["rope_scaling"];
+  if (!r.is_object()) fail(where, "field 'rope_scaling' is not an object");
+  // Older configs spell rope_type as "type".
+  const std::string type = config_field_or<std::string>(r, where, "rope_type", config_field_or<std::string>(r, where, "type", "default"));
+  if (type == "default") return;
+  if (type != "llama3")
+    fail(where, "field 'rope_scaling.rope_type' is '" + type + "'; supported: default, llama3");
+  const std::string sub = where + ": rope_scaling";
+  c.rope_llama3 = true;
+  c.rope_factor = config_field<float>(r, sub, "factor");
+  c.rope_low_freq_factor = config_field<float>(r, sub, "low_freq_factor");
+  c.rope_high_freq_factor = config_field<float>(r, sub, "high_freq_factor");
+  c.rope_original_max_position_embeddings = config_field<int>(r, sub, "original_max_position_embeddings");
+  if (!(c.rope_factor > 0) || !(c.rope_low_freq_factor > 0) || !(c.rope_high_freq_factor > c.rope_low_freq_factor) ||
+      c.rope_original_max_position_embeddings <= 0)
+    fail(sub, "needs factor > 0, 0 < low_freq_factor < high_freq_factor and original_max_position_embeddings > 0");
+}
+
 LlamaConfig parse_hf_config(const nlohmann::json& j, const std::string& where) {
   if (!j.is_object()) fail(where, "config is not a JSON object");
   const std::string type = config_field_or<std::string>(j, where, "model_type", "llama");
-  if (type != "llama" && type != "mistral")
-    fail(where, "model_type '" + type + "' is not a Llama-architecture model (llama, mistral)");
+  if (type != "llama" && type != "mistral" && type != "qwen2")
+    fail(where, "field 'model_type' is '" + type + "'; supported: llama, mistral, qwen2");
   LlamaConfig c;
   c.hidden_size = config_field<int>(j, where, "hidden_size");
   c.intermediate_size = config_field<int>(j, where, "intermediate_size");
@@ -134,29 +156,55 @@ LlamaConfig parse_hf_config(const nlohmann::json& j, const std::string& where) {
   c.rms_norm_eps = config_field_or<float>(j, where, "rms_norm_eps", 1e-6f);
   c.tie_word_embeddings = config_field_or<bool>(j, where, "tie_word_embeddings", false);
   c.rope_interleaved = false;
-  if (j.contains("rope_scaling") && !j["rope_scaling"].is_null())
-    fail(where, "field 'rope_scaling' is set; scaled RoPE is not supported");
+  parse_rope_scaling(j, where, c);
+  // Qwen2's attention always has q/k/v biases (its config has no attention_bias field); Llama's
+  // attention_bias also biases o_proj, which the forward passes do not carry.
+  c.attention_bias = type == "qwen2";
+  if (type != "qwen2" && config_field_or<bool>(j, where, "attention_bias", false))
+    fail(where, "field 'attention_bias' is true; supported only as Qwen2's q/k/v biases (model_type qwen2)");
+  if (config_field_or<bool>(j, where, "mlp_bias", false)) fail(where, "field 'mlp_bias' is true; not supported");
+  // Mistral sets sliding_window directly; Qwen2 only when use_sliding_window is true.
+  if (type == "mistral" || config_field_or<bool>(j, where, "use_sliding_window", false))
+    c.sliding_window = config_field_or<int>(j, where, "sliding_window", 0);
   if (j.contains("head_dim") && !j["head_dim"].is_null() && j["head_dim"].get<int>() * c.n_heads != c.hidden_size)
     fail(where, "field 'head_dim' differs from hidden_size / num_attention_heads; not supported");
   check_config(c, where);
   return c;
 }
 
+nlohmann::json rope_scaling_json(const LlamaConfig& c) {
+  if (!c.rope_llama3) return nullptr;
+  return {{"rope_type", "llama3"},
+          {"factor", c.rope_factor},
+          {"low_freq_factor", c.rope_low_freq_factor},
+          {"high_freq_factor", c.rope_high_freq_factor},
+          {"original_max_position_embeddings", c.rope_original_max_position_embeddings}};
+}
+
 nlohmann::json hf_config_json(const LlamaConfig& c) {
-  return {{"architectures", {"LlamaForCausalLM"}},
-          {"model_type", "llama"},
-          {"hidden_size", c.hidden_size},
-          {"intermediate_size", c.intermediate_size},
-          {"num_hidden_layers", c.n_layers},
-          {"num_attention_heads", c.n_heads},
-          {"num_key_value_heads", c.n_kv_heads},
-          {"vocab_size", c.vocab_size},
-          {"max_position_embeddings", c.max_seq_len},
-          {"rope_theta", c.rope_theta},
-          {"rms_norm_eps", c.rms_norm_eps},
-          {"tie_word_embeddings", c.tie_word_embeddings},
-          {"hidden_act", "silu"},
-          {"torch_dtype", "float16"}};
+  // The family parse_hf_config reads these features from: biases are Qwen2's, a sliding window
+  // without them Mistral's.
+  const bool qwen2 = c.attention_bias, mistral = !qwen2 && c.sliding_window > 0;
+  nlohmann::json j = {{"architectures", {qwen2 ? "Qwen2ForCausalLM" : mistral ? "MistralForCausalLM" : "LlamaForCausalLM"}},
+                      {"model_type", qwen2 ? "qwen2" : mistral ? "mistral" : "llama"},
+                      {"hidden_size", c.hidden_size},
+                      {"intermediate_size", c.intermediate_size},
+                      {"num_hidden_layers", c.n_layers},
+                      {"num_attention_heads", c.n_heads},
+                      {"num_key_value_heads", c.n_kv_heads},
+                      {"vocab_size", c.vocab_size},
+                      {"max_position_embeddings", c.max_seq_len},
+                      {"rope_theta", c.rope_theta},
+                      {"rms_norm_eps", c.rms_norm_eps},
+                      {"tie_word_embeddings", c.tie_word_embeddings},
+                      {"hidden_act", "silu"},
+                      {"torch_dtype", "float16"}};
+  if (c.rope_llama3) j["rope_scaling"] = rope_scaling_json(c);
+  if (c.sliding_window > 0) {
+    j["sliding_window"] = c.sliding_window;
+    if (qwen2) j["use_sliding_window"] = true;
+  }
+  return j;
 }
 
 Model load_hf_directory(const std::string& dir) {
@@ -183,6 +231,8 @@ Model load_hf_directory(const std::string& dir) {
       linears[t]->name = linear_hf_name(l, t);
       linears[t]->dense = files.dense(linears[t]->name + ".weight", {dims[t].first, dims[t].second});
     }
+    if (c.attention_bias)
+      for (LinearIndex t : {kQ, kK, kV}) linears[t]->bias = files.dense(linears[t]->name + ".bias", {dims[t].first});
   }
   m.norm = files.dense("model.norm.weight", {dim});
   if (files.has("lm_head.weight")) {
@@ -207,8 +257,10 @@ std::vector<const Tensor*> named_dense_tensors(const Model& m) {
   for (const auto& l : m.layers) {
     out.push_back(&l.attn_norm);
     out.push_back(&l.mlp_norm);
-    for (const Linear* lin : block_linears(l))
+    for (const Linear* lin : block_linears(l)) {
       if (!lin->quant) out.push_back(&lin->dense);
+      if (lin->bias.data) out.push_back(&lin->bias);
+    }
   }
   out.push_back(&m.norm);
   if (!m.config.tie_word_embeddings) out.push_back(&m.lm_head);

@@ -22,6 +22,8 @@ Model load_model(const std::string& path);
 // config.json <-> LlamaConfig (HF LlamaForCausalLM field names); errors name `where` and the field.
 LlamaConfig parse_hf_config(const nlohmann::json& j, const std::string& where);
 nlohmann::json hf_config_json(const LlamaConfig& c);
+// HF's rope_scaling object for a llama3-scaled config; null for plain RoPE.
+nlohmann::json rope_scaling_json(const LlamaConfig& c);
 
 // Every tensor of a dense model by its HF name, in storage order (embed, layers, norm, lm_head);
 // lm_head is omitted when tied. Used by writers (quantized checkpoints keep these as they are).

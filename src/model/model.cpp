@@ -21,6 +21,35 @@ const char* dtype_name(DType t) {
 
 size_t dtype_size(DType t) { return t == DType::F32 ? 4 : 2; }
 
+std::vector<double> rope_inv_freq(const LlamaConfig& c) {
+  const int hd = c.head_dim(), half = hd / 2;
+  std::vector<double> inv_freq(half);
+  for (int i = 0; i < half; ++i) inv_freq[i] = std::pow(double(c.rope_theta), -2.0 * i / hd);
+  if (!c.rope_llama3) return inv_freq;
+  // transformers' _compute_llama3_parameters: wavelengths longer than the original context /
+  // low_freq_factor are slowed by factor, shorter than context / high_freq_factor kept, and the
+  // band between blended linearly in context / wavelen.
+  const double context = c.rope_original_max_position_embeddings, factor = c.rope_factor;
+  const double low = c.rope_low_freq_factor, high = c.rope_high_freq_factor;
+  const double low_freq_wavelen = context / low, high_freq_wavelen = context / high;
+  for (double& f : inv_freq) {
+    const double wavelen = 2.0 * M_PI / f;
+    if (wavelen > low_freq_wavelen) {
+      f /= factor;
+    } else if (wavelen >= high_freq_wavelen) {
+      const double smooth = (context / wavelen - low) / (high - low);
+      f = (1.0 - smooth) * f / factor + smooth * f;
+    }
+  }
+  return inv_freq;
+}
+
+void check_window_length(const LlamaConfig& c, int n_tokens, const std::string& where) {
+  if (c.sliding_window > 0 && n_tokens > c.sliding_window)
+    fail(where, "window of " + std::to_string(n_tokens) + " tokens exceeds the config's sliding_window " +
+                    std::to_string(c.sliding_window) + "; only windows up to it (exact full attention) are supported");
+}
+
 int64_t Tensor::numel() const {
   int64_t n = 1;
   for (int64_t d : shape) n *= d;
@@ -103,12 +132,15 @@ static void for_each_linear(const Model& m, F&& f) {
     for (const Linear* lin : block_linears(l)) f(*lin);
 }
 
+// Every unquantized tensor beside the linears' weights: embeddings, norms, biases, lm_head.
 template <typename F>
 static void for_each_plain_tensor(const Model& m, F&& f) {
   f(m.embed_tokens);
   for (const auto& l : m.layers) {
     f(l.attn_norm);
     f(l.mlp_norm);
+    for (const Linear* lin : block_linears(l))
+      if (lin->bias.data) f(lin->bias);
   }
   f(m.norm);
   if (!m.config.tie_word_embeddings) f(m.lm_head);

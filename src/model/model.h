@@ -24,8 +24,24 @@ struct LlamaConfig {
   // RoPE pairs: llama2.c / Meta checkpoints rotate (x[2i], x[2i+1]); HF checkpoints, whose q/k
   // rows were permuted at conversion, rotate (x[i], x[i + head_dim/2]).
   bool rope_interleaved = false;
+  // HF rope_scaling {"rope_type": "llama3"} (Llama 3.1/3.2): low frequencies slowed by
+  // rope_factor, high ones kept, a smooth blend between (rope_inv_freq).
+  bool rope_llama3 = false;
+  float rope_factor = 1.0f, rope_low_freq_factor = 1.0f, rope_high_freq_factor = 1.0f;
+  int rope_original_max_position_embeddings = 0;
+  bool attention_bias = false;  // q/k/v projections carry biases (Qwen2, model_type "qwen2")
+  // Mistral/Qwen2 sliding-window attention: windows of at most this many tokens are exact full
+  // attention; longer ones are refused (check_window_length). 0: none.
+  int sliding_window = 0;
   int head_dim() const { return hidden_size / n_heads; }
 };
+
+// RoPE inverse frequencies [head_dim/2]: theta^(-2i/head_dim), rescaled as HF transformers'
+// _compute_llama3_parameters when rope_llama3. The CPU and CUDA forward passes both use it.
+std::vector<double> rope_inv_freq(const LlamaConfig& c);
+// Throws qb::Error when a window of n_tokens would need attention the forward passes do not do
+// (sliding_window shorter than the window).
+void check_window_length(const LlamaConfig& c, int n_tokens, const std::string& where);
 
 enum class DType { F32, F16, BF16 };
 const char* dtype_name(DType t);
@@ -77,6 +93,7 @@ struct Linear {
   std::string name;                              // HF module name, e.g. "model.layers.0.mlp.up_proj"
   Tensor dense;                                  // used when quant is null
   std::shared_ptr<const QuantizedWeight> quant;  // group-quantized weights
+  Tensor bias;                                   // [out] y = x W^T + bias; no data when absent. Never quantized.
   int out_features() const;
   int in_features() const;
   size_t stored_bytes() const;
@@ -84,9 +101,9 @@ struct Linear {
 
 struct LayerWeights {
   Tensor attn_norm;   // [hidden_size]  input_layernorm.weight
-  Linear q_proj;      // [n_heads*head_dim, hidden_size]
-  Linear k_proj;      // [n_kv_heads*head_dim, hidden_size]
-  Linear v_proj;      // [n_kv_heads*head_dim, hidden_size]
+  Linear q_proj;      // [n_heads*head_dim, hidden_size]     (+ bias when attention_bias)
+  Linear k_proj;      // [n_kv_heads*head_dim, hidden_size]  (+ bias when attention_bias)
+  Linear v_proj;      // [n_kv_heads*head_dim, hidden_size]  (+ bias when attention_bias)
   Linear o_proj;      // [hidden_size, n_heads*head_dim]
   Tensor mlp_norm;    // [hidden_size]  post_attention_layernorm.weight
   Linear gate_proj;   // [intermediate_size, hidden_size]  (llama2.c w1)

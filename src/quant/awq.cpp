@@ -184,7 +184,11 @@ void apply_block_scales(CpuLayer& layer, const BlockScales& scales) {
   const int inner = static_cast<int>(layer.w_gate.size()) / dim;
   const int in_dims[kNumLinears] = {dim, dim, dim, q_dim, dim, dim, inner};
   for (int t = 0; t < kNumLinears; ++t) {
-    if (const auto* s = output_scale(scales, t)) divide_rows(*weights[t], in_dims[t], *s);
+    if (const auto* s = output_scale(scales, t)) {
+      divide_rows(*weights[t], in_dims[t], *s);
+      // The output rows carry their bias (v_proj's, Qwen2): both shrink by s.
+      if (const auto bias = kBlockLinears[t].widened_bias; bias && !(layer.*bias).empty()) divide(layer.*bias, *s);
+    }
     if (const auto* s = input_scale(scales, t)) scale_columns(*weights[t], in_dims[t], *s);
   }
 }

@@ -234,6 +234,9 @@ Model load_awq_checkpoint(const std::string& dir) {
       for (const char* part : {".qweight", ".qzeros", ".scales"}) used.insert(base + part);
       *linears[t] = quantized_linear(files, base, n, k, group_size);
     }
+    // AutoAWQ keeps Qwen2's q/k/v biases as FP16 tensors beside the packed weights.
+    if (c.attention_bias)
+      for (LinearIndex t : {kQ, kK, kV}) linears[t]->bias = dense(linear_hf_name(i, t) + ".bias", {shapes[t].first});
     m.layers.push_back(std::move(l));
   }
   m.norm = dense("model.norm.weight", {c.hidden_size});
@@ -284,6 +287,7 @@ void write_awq_checkpoint(const Model& model, const std::string& dir, const AwqW
       blobs.push_back(raw_blob(base + ".qweight", "I32", {w.k, words}, packed.qweight));
       blobs.push_back(raw_blob(base + ".qzeros", "I32", {n_groups, words}, packed.qzeros));
       blobs.push_back(raw_blob(base + ".scales", "F16", {n_groups, w.n}, packed.scales));
+      if (linears[t]->bias.data) blobs.push_back(f16_blob(linears[t]->bias, base + ".bias"));
     }
   }
   blobs.push_back(f16_blob(model.norm, "model.norm.weight"));
@@ -304,10 +308,12 @@ void write_awq_checkpoint(const Model& model, const std::string& dir, const AwqW
     write_safetensors(tmp + "/model.safetensors", blobs, {{"format", "pt"}});
     write_file_atomic(tmp + "/config.json", config.dump(2) + "\n");
     if (!options.tokenizer_path.empty()) {
-      fs::copy_file(options.tokenizer_path, tmp + "/tokenizer.model", ec);
+      const std::string copy = tmp + (fs::path(options.tokenizer_path).extension() == ".json" ? "/tokenizer.json"
+                                                                                             : "/tokenizer.model");
+      fs::copy_file(options.tokenizer_path, copy, ec);
       if (ec) fail(options.tokenizer_path, "cannot copy tokenizer: " + ec.message());
-      fs::permissions(tmp + "/tokenizer.model", fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read |
-                                                    fs::perms::others_read, ec);  // not the source's read-only mode
+      fs::permissions(copy, fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read | fs::perms::others_read,
+                      ec);  // not the source's read-only mode
     }
     if (!options.report.is_null()) write_file_atomic(tmp + "/quantize_report.json", options.report.dump(2) + "\n");
     fs::rename(tmp, dir, ec);

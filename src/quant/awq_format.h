@@ -43,7 +43,7 @@ bool is_awq_checkpoint(const std::string& dir);
 Model load_awq_checkpoint(const std::string& dir);
 
 struct AwqWriteOptions {
-  std::string tokenizer_path;  // copied as tokenizer.model when non-empty
+  std::string tokenizer_path;  // copied as tokenizer.json (a .json) or tokenizer.model when non-empty
   nlohmann::json report;       // written as quantize_report.json when not null
 };
 

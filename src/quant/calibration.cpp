@@ -33,7 +33,9 @@ CalibrationSet load_calibration(const std::string& calib_path, const Tokenizer& 
   if (seq_len < 2) fail(calib_path, "calibration sequence length " + std::to_string(seq_len) + " must be >= 2");
   const TextDataset text = read_calibration_text(calib_path, eval_path, force);
   const std::vector<int> ids = tokenizer.encode(text.text);
-  const int chunk = seq_len - 1;
+  // A family without BOS (bos_id -1, e.g. Qwen2) fills the whole sample with text.
+  const bool bos = tokenizer.bos_id() >= 0;
+  const int chunk = bos ? seq_len - 1 : seq_len;
   const long n_chunks = static_cast<long>(ids.size()) / chunk;
   if (n_chunks < 1)
     fail(calib_path, std::to_string(ids.size()) + " tokens: fewer than one calibration sample of " +
@@ -44,7 +46,7 @@ CalibrationSet load_calibration(const std::string& calib_path, const Tokenizer& 
   set.tokens.reserve(static_cast<size_t>(set.n_samples) * seq_len);
   for (int s = 0; s < set.n_samples; ++s) {
     const long c = static_cast<long>(s) * n_chunks / set.n_samples;
-    set.tokens.push_back(tokenizer.bos_id());
+    if (bos) set.tokens.push_back(tokenizer.bos_id());
     set.tokens.insert(set.tokens.end(), ids.begin() + c * chunk, ids.begin() + (c + 1) * chunk);
   }
   set.provenance = {{"path", calib_path},
@@ -54,8 +56,10 @@ CalibrationSet load_calibration(const std::string& calib_path, const Tokenizer& 
                     {"seq_len", seq_len},
                     {"tokens", set.tokens.size()},
                     {"file_tokens", ids.size()},
-                    {"selection", "file tokenized once without BOS, cut into chunks of seq_len-1 tokens, samples "
-                                  "evenly spaced over the chunks, each BOS + chunk"}};
+                    {"selection", bos ? "file tokenized once without BOS, cut into chunks of seq_len-1 tokens, samples "
+                                        "evenly spaced over the chunks, each BOS + chunk"
+                                      : "file tokenized once, cut into chunks of seq_len tokens (the tokenizer has no "
+                                        "BOS), samples evenly spaced over the chunks"}};
   if (force && !eval_path.empty() && same_file(calib_path, text.sha256, eval_path))
     set.provenance["forced_on_eval_file"] = true;
   return set;

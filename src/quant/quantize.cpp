@@ -132,6 +132,7 @@ void quantize_awq_model(const Model& fp16, const QuantizeOptions& options, const
   if (options.calib_seq_len > c.max_seq_len)
     fail("awq", "calibration sequence length " + std::to_string(options.calib_seq_len) +
                     " exceeds the model's max_seq_len " + std::to_string(c.max_seq_len));
+  check_window_length(c, options.calib_seq_len, "awq calibration");
   const CalibrationSet calib = load_calibration(options.calib_path, *tokenizer, options.calib_samples,
                                                 options.calib_seq_len, options.eval_path, options.force_calib);
   result.quantization["calibration"] = calib.provenance;
@@ -212,6 +213,13 @@ void quantize_awq_model(const Model& fp16, const QuantizeOptions& options, const
                                       out.mlp_norm.dtype);
     awq_layer.attn_norm = out.attn_norm.to_float();
     awq_layer.mlp_norm = out.mlp_norm.to_float();
+    // Biases stay FP16 and unquantized; those on scaled output rows hold the folded 1/s.
+    for (int t = 0; t < kNumLinears; ++t) {
+      Tensor& bias = linears[t]->bias;
+      if (!bias.data) continue;
+      bias = Tensor::from_float(bias.name, bias.shape, search.scaled.*kBlockLinears[t].widened_bias, DType::F16);
+      awq_layer.*kBlockLinears[t].widened_bias = bias.to_float();
+    }
 
     std::vector<float> y_rtn = x, y_awq = x;
     block_forward(c, rtn_layer, y_rtn.data(), n_seq, seq_len);
@@ -276,7 +284,10 @@ Model to_fp16(const Model& model) {
   for (LayerWeights& l : out.layers) {
     convert(l.attn_norm);
     convert(l.mlp_norm);
-    for (Linear* linear : block_linears(l)) convert(linear->dense);
+    for (Linear* linear : block_linears(l)) {
+      convert(linear->dense);
+      convert(linear->bias);
+    }
   }
   convert(out.norm);
   if (out.config.tie_word_embeddings) {

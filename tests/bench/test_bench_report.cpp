@@ -33,12 +33,14 @@ std::vector<std::tuple<std::string, int, int>> gemm_list(const bench::Catalog& c
 
 TEST_CASE("the shipped model-shape catalog loads, in order, with the models' GEMM shapes") {
   const bench::Catalog catalog = bench::load_catalog(QB_BENCH_CATALOG);
-  REQUIRE(catalog.models.size() == 5);
+  REQUIRE(catalog.models.size() == 12);
   CHECK(catalog.group_size == 128);
   CHECK(catalog.m == std::vector<int>{1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096});
   std::vector<std::string> names;
   for (const auto& model : catalog.models) names.push_back(model.name);
-  CHECK(names == std::vector<std::string>{"llama-2-7b", "llama-2-13b", "llama-2-70b", "llama-3-8b", "mistral-7b"});
+  CHECK(names == std::vector<std::string>{"llama-2-7b", "llama-2-13b", "llama-2-70b", "llama-3-8b", "mistral-7b",
+                                          "llama-3.1-8b", "llama-3.1-70b", "qwen2.5-7b", "qwen2.5-14b", "qwen2.5-32b",
+                                          "qwen2.5-72b", "mistral-7b-v0.3"});
   // The shapes the catalog listed explicitly before they were derived from the configs.
   using G = std::vector<std::tuple<std::string, int, int>>;
   CHECK(gemm_list(catalog, 0) == G{{"qkv", 12288, 4096}, {"o", 4096, 4096}, {"gate_up", 22016, 4096}, {"down", 4096, 11008}});
@@ -47,7 +49,9 @@ TEST_CASE("the shipped model-shape catalog loads, in order, with the models' GEM
   CHECK(gemm_list(catalog, 3) == G{{"qkv", 6144, 4096}, {"o", 4096, 4096}, {"gate_up", 28672, 4096}, {"down", 4096, 14336}});
   CHECK(gemm_list(catalog, 4) == G{{"qkv", 6144, 4096}, {"o", 4096, 4096}, {"gate_up", 28672, 4096}, {"down", 4096, 14336}});
   CHECK(catalog.models[3].config.vocab_size == 128256);
-  CHECK(bench::expand_cases(catalog).size() == 5 * 4 * 13);
+  // Qwen2.5-7B: 28 query heads and 4 kv heads of 128, MLP 18944 (Qwen/Qwen2.5-7B config.json).
+  CHECK(gemm_list(catalog, 7) == G{{"qkv", 4608, 3584}, {"o", 3584, 3584}, {"gate_up", 37888, 3584}, {"down", 3584, 18944}});
+  CHECK(bench::expand_cases(catalog).size() == 12 * 4 * 13);
 }
 
 TEST_CASE("a broken catalog is refused, naming the field") {

@@ -27,6 +27,17 @@ TEST_CASE("paper: one BOS, non-overlapping windows, tail dropped, ctx-1 scored e
   CHECK(plan_windows(iota_tokens(30), 1, p, "d.txt").size() == 2);
 }
 
+TEST_CASE("a tokenizer without BOS (bos_id -1) gets no BOS in the stream; BOS per window is refused") {
+  ProtocolOptions p;
+  p.ctx = 4;
+  const auto w = plan_windows(iota_tokens(9), -1, p, "d.txt");
+  REQUIRE(w.size() == 2);
+  CHECK(w[0].tokens == std::vector<int>{10, 11, 12, 13});
+  CHECK(w[1].tokens == std::vector<int>{14, 15, 16, 17});
+  p.bos = BosPlacement::Window;
+  CHECK_THROWS_WITH(plan_windows(iota_tokens(9), -1, p, "d.txt"), Catch::Contains("d.txt: BOS placement 'window' needs"));
+}
+
 TEST_CASE("paper with BOS per window scores every text token of the window") {
   ProtocolOptions p;
   p.ctx = 5;

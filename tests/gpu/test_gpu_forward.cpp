@@ -2,7 +2,7 @@
 // and the logits (both RoPE conventions, GQA and MHA, tied and untied heads, an odd hidden size),
 // 4-bit weights with group sizes 32/64/128 through all three W4A16 kernels (window lengths 5, 300
 // and 1100 select skinny, tensor-core and dequantize+cuBLAS), perplexity/KL/top-1 in lockstep,
-// the memory report, and bad input. Error bounds: see gpu_compare.h.
+// the memory report, and bad input; Qwen2 biases and Llama-3 RoPE. Error bounds: see gpu_compare.h.
 #include <catch2/catch.hpp>
 
 #include <cmath>
@@ -80,6 +80,23 @@ TEST_CASE("4-bit: every block and the logits match the CPU for g32/g64/g128 and 
       INFO("g" << k.group_size << " hidden " << k.intermediate_size << " symmetric " << k.symmetric << ", " << length
                << " tokens");
       test::check_forward_matches_cpu(model, *cuda, test::test_tokens(length, model.config.vocab_size, length));
+    }
+  }
+}
+
+TEST_CASE("Qwen2 q/k/v biases and Llama-3 scaled RoPE (tied): every block and the logits match the CPU") {
+  LlamaConfig qwen2 = quant_config(384, false);
+  qwen2.attention_bias = true;
+  qwen2.rope_theta = 1000000.0f;
+  LlamaConfig llama32 = test::with_llama3_rope(quant_config(384, false), 32.0f, 256);  // head_dim 64: all three bands
+  llama32.tie_word_embeddings = true;
+  for (const LlamaConfig& c : {qwen2, llama32}) {
+    const Model fp16 = to_fp16(test::random_model(c, 51));
+    for (const Model& model : {fp16, rtn(fp16, 128, false)}) {
+      auto cuda = make_cuda_backend(model);
+      INFO("attention_bias " << c.attention_bias << ", llama3 RoPE " << c.rope_llama3 << ", quantized "
+                             << bool(model.layers[0].q_proj.quant));
+      test::check_forward_matches_cpu(model, *cuda, test::test_tokens(300, c.vocab_size, 3));
     }
   }
 }

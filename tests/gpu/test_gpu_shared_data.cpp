@@ -31,7 +31,8 @@ std::string qb_test_skip_reason() {
 
 // The eval job's windows for the manifest protocol: BOS + 256 text tokens, all 256 scored.
 static std::vector<Window> tinystories_windows(int count) {
-  const Tokenizer tokenizer(test::data_file(kTokenizer));
+  const auto tokenizer_owner = open_tokenizer(test::data_file(kTokenizer));
+  const Tokenizer& tokenizer = *tokenizer_owner;
   const TextDataset text = load_text_dataset(test::data_file(kText));
   ProtocolOptions p;
   p.ctx = 257;
@@ -74,7 +75,8 @@ TEST_CASE("AWQ w4 g128 (TinyStories calibration) on a random vocab-512 model mat
   c.vocab_size = 512;
   c.max_seq_len = 512;
   const Model fp16 = to_fp16(test::random_model(c, 61));
-  const Tokenizer tokenizer(test::data_file(kTokenizer));
+  const auto tokenizer_owner = open_tokenizer(test::data_file(kTokenizer));
+  const Tokenizer& tokenizer = *tokenizer_owner;
   QuantizeOptions o;
   o.family = MethodFamily::Awq;
   o.bits = 4;

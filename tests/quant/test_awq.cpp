@@ -54,8 +54,10 @@ SearchedBlock search_random_block(const LlamaConfig& c, unsigned seed, const Awq
 }  // namespace
 
 TEST_CASE("folding AWQ scales leaves the block's output unchanged (before rounding), within 1e-5") {
-  for (bool gqa : {false, true}) {
-    const LlamaConfig c = block_config(gqa);
+  for (const auto& [gqa, bias] : {std::pair{false, false}, {true, false}, {false, true}}) {
+    INFO("GQA " << gqa << ", q/k/v biases " << bias);
+    LlamaConfig c = block_config(gqa);
+    c.attention_bias = bias;  // v_proj's bias shrinks with its rows when o is scaled
     const Model m = test::random_model(c, gqa ? 31 : 32);
     const CpuLayer layer = widen_layer(m.layers[0]);
     std::mt19937 rng(5);
@@ -73,6 +75,7 @@ TEST_CASE("folding AWQ scales leaves the block's output unchanged (before roundi
     CpuLayer scaled = layer;
     apply_block_scales(scaled, s);
     CHECK(scaled.wq != layer.wq);
+    CHECK((scaled.bv != layer.bv) == bias);
     const int n_seq = 2, seq_len = 16;
     std::vector<float> a = random_activations(static_cast<size_t>(n_seq) * seq_len * c.hidden_size, 7, 1.0f), b = a;
     block_forward(c, layer, a.data(), n_seq, seq_len);

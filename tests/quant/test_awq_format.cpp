@@ -326,6 +326,45 @@ TEST_CASE("write then load keeps every code and the model's logits (both RoPE la
   }
 }
 
+TEST_CASE("Qwen2 biases stay FP16 and unquantized through RTN and the checkpoint; llama3 RoPE and tied heads too") {
+  LlamaConfig qwen2 = writable_config(false);
+  qwen2.attention_bias = true;
+  LlamaConfig llama32 = test::with_llama3_rope(writable_config(false), 32.0f, 8);
+  llama32.tie_word_embeddings = true;
+  for (const LlamaConfig& c : {qwen2, llama32}) {
+    INFO("attention_bias " << c.attention_bias << ", llama3 RoPE " << c.rope_llama3);
+    const Model fp16 = to_fp16(test::random_model(c, 23));
+    QuantizeOptions o;
+    o.family = MethodFamily::Rtn;
+    o.group_size = 16;
+    const Model q = quantize_model(fp16, o, nullptr).model;
+    const std::string dir = test::temp_dir("awq-arch") + "/out";
+    write_awq_checkpoint(q, dir);
+    const nlohmann::json config = read_json_file(dir + "/config.json");
+    CHECK(config["model_type"] == (c.attention_bias ? "qwen2" : "llama"));
+    CHECK(config.contains("rope_scaling") == c.rope_llama3);
+    const Model back = load_awq_checkpoint(dir);
+    CHECK(back.config.attention_bias == c.attention_bias);
+    CHECK(back.config.rope_llama3 == c.rope_llama3);
+    CHECK(back.config.tie_word_embeddings == c.tie_word_embeddings);
+    for (int l = 0; l < c.n_layers; ++l)
+      for (LinearIndex t : {kQ, kK, kV}) {
+        const Tensor& before = (fp16.layers[l].*kBlockLinears[t].weights).bias;
+        const Tensor& quantized = (q.layers[l].*kBlockLinears[t].weights).bias;
+        const Tensor& loaded = (back.layers[l].*kBlockLinears[t].weights).bias;
+        REQUIRE(bool(loaded.data) == c.attention_bias);
+        if (!c.attention_bias) continue;
+        CHECK(quantized.dtype == DType::F16);
+        CHECK(loaded.dtype == DType::F16);
+        CHECK(quantized.to_float() == before.to_float());
+        CHECK(loaded.to_float() == before.to_float());
+      }
+    CHECK(back.parameter_count() == fp16.parameter_count());
+    CHECK(back.weight_bytes() == q.weight_bytes());
+    CHECK(logits_of(back) == logits_of(q));
+  }
+}
+
 TEST_CASE("the writer refuses widths and group sizes the format cannot hold, naming the tensor") {
   const Model fp16 = to_fp16(test::random_model(writable_config(false), 4));
   const std::string dir = test::temp_dir("awq-refuse");

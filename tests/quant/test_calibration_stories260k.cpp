@@ -76,7 +76,8 @@ void check_evenly_spaced(const std::vector<long>& chunks, long n_chunks) {
 }  // namespace
 
 TEST_CASE("calibration on a generated text: sizes, BOS + chunk, evenly spaced chunks, provenance") {
-  const Tokenizer tok(test::data_file(kTokenizer));
+  const auto tok_owner = open_tokenizer(test::data_file(kTokenizer));
+  const Tokenizer& tok = *tok_owner;
   const std::string dir = test::temp_dir("calib_load");
   const std::string path = dir + "/calib.txt";
   write_file_atomic(path, numbered_sentences(200));
@@ -107,7 +108,8 @@ TEST_CASE("calibration on a generated text: sizes, BOS + chunk, evenly spaced ch
 }
 
 TEST_CASE("calibration with fewer chunks than samples takes every chunk, in order, and records the real count") {
-  const Tokenizer tok(test::data_file(kTokenizer));
+  const auto tok_owner = open_tokenizer(test::data_file(kTokenizer));
+  const Tokenizer& tok = *tok_owner;
   const std::string path = test::temp_dir("calib_few") + "/calib.txt";
   write_file_atomic(path, numbered_sentences(10));
   const std::vector<int> ids = tok.encode(read_calibration_text(path, "", false).text);
@@ -127,7 +129,8 @@ TEST_CASE("calibration with fewer chunks than samples takes every chunk, in orde
 }
 
 TEST_CASE("calibration refuses bad sizes, a text shorter than one sample, and the evaluation file unless forced") {
-  const Tokenizer tok(test::data_file(kTokenizer));
+  const auto tok_owner = open_tokenizer(test::data_file(kTokenizer));
+  const Tokenizer& tok = *tok_owner;
   const std::string dir = test::temp_dir("calib_refuse");
   const std::string path = dir + "/calib.txt", eval = dir + "/eval.txt";
   write_file_atomic(path, numbered_sentences(20));
@@ -148,7 +151,8 @@ TEST_CASE("calibration refuses bad sizes, a text shorter than one sample, and th
 }
 
 TEST_CASE("TinyStories calibration samples: BOS first, none inside, evenly spaced, real counts recorded") {
-  const Tokenizer tok(test::data_file(kTokenizer));
+  const auto tok_owner = open_tokenizer(test::data_file(kTokenizer));
+  const Tokenizer& tok = *tok_owner;
   const std::string path = test::data_file(kCalib);
   const std::vector<int> ids = tok.encode(read_calibration_text(path, "", false).text);
   const CalibrationSet set = load_calibration(path, tok, 16, 128, "", false);

@@ -33,7 +33,8 @@ QuantizeOptions tinystories_awq(int bits, int samples, int seq_len) {
 }  // namespace
 
 TEST_CASE("stories260K: AWQ w3 g32 records its search and beats RTN on the block outputs") {
-  const Tokenizer tok(test::data_file("models/stories260K/tok512.model"));
+  const auto tok_owner = open_tokenizer(test::data_file("models/stories260K/tok512.model"));
+  const Tokenizer& tok = *tok_owner;
   const Model fp16 = to_fp16(load_model(test::data_file("models/stories260K/stories260K.bin")));
   QuantizeOptions o = tinystories_awq(3, 16, 256);
   o.eval_path = test::data_file("text/tinystories/tinystories_sample.txt");
@@ -60,7 +61,8 @@ TEST_CASE("stories260K: AWQ w3 g32 records its search and beats RTN on the block
 }
 
 TEST_CASE("stories260K: chain_quantized changes the inputs of later blocks only") {
-  const Tokenizer tok(test::data_file("models/stories260K/tok512.model"));
+  const auto tok_owner = open_tokenizer(test::data_file("models/stories260K/tok512.model"));
+  const Tokenizer& tok = *tok_owner;
   const Model fp16 = to_fp16(load_model(test::data_file("models/stories260K/stories260K.bin")));
   QuantizeOptions o = tinystories_awq(4, 8, 128);
   const QuantizeResult a = quantize_model(fp16, o, &tok);

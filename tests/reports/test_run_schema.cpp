@@ -100,6 +100,18 @@ TEST_CASE("fixtures are valid run documents") {
   CHECK_NOTHROW(validate_run(qb::test::h200_fixture()));
 }
 
+TEST_CASE("Llama-3.1 and Qwen2 architecture fields are valid; other RoPE types are not") {
+  json doc = qb::test::eval_fixture();
+  json& arch = doc["model"]["architecture"];
+  arch["rope_scaling"] = {{"rope_type", "llama3"}, {"factor", 8.0}, {"low_freq_factor", 1.0},
+                          {"high_freq_factor", 4.0}, {"original_max_position_embeddings", 8192}};
+  arch["attention_bias"] = true;
+  arch["sliding_window"] = 4096;
+  CHECK_NOTHROW(validate_run(doc));
+  arch["rope_scaling"]["rope_type"] = "yarn";
+  CHECK_THROWS(validate_run(doc));
+}
+
 TEST_CASE("every required field removed and every typed field mistyped fails naming its pointer") {
   SECTION("eval") { check_every_field(qb::test::eval_fixture()); }
   SECTION("bench") { check_every_field(qb::test::h100_fixture()); }

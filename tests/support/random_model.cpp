@@ -33,6 +33,16 @@ LlamaConfig small_config(bool rope_interleaved) {
   return c;
 }
 
+LlamaConfig with_llama3_rope(LlamaConfig c, float factor, int original_max_position_embeddings) {
+  c.rope_theta = 500000.0f;
+  c.rope_llama3 = true;
+  c.rope_factor = factor;
+  c.rope_low_freq_factor = 1.0f;
+  c.rope_high_freq_factor = 4.0f;
+  c.rope_original_max_position_embeddings = original_max_position_embeddings;
+  return c;
+}
+
 Model random_model(const LlamaConfig& c, unsigned seed) {
   std::mt19937 rng(seed);
   auto tensor = [&](const std::string& name, std::vector<int64_t> shape, float mean, float sd) {
@@ -62,6 +72,9 @@ Model random_model(const LlamaConfig& c, unsigned seed) {
       linears[t]->name = linear_hf_name(l, t);
       linears[t]->dense = tensor(linears[t]->name + ".weight", {out, in}, 0.0f, 1.0f / std::sqrt(float(in)));
     }
+    if (c.attention_bias)  // after the weights, so that models without biases draw what they always drew
+      for (LinearIndex t : {kQ, kK, kV})
+        linears[t]->bias = tensor(linears[t]->name + ".bias", {dims[t].first}, 0.0f, 0.5f);
     m.layers.push_back(w);
   }
   m.norm = tensor("model.norm.weight", {dim}, 1.0f, 0.1f);

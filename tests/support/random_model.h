@@ -7,11 +7,16 @@
 
 namespace qb::test {
 
-// F32 weights ~ N(0, 0.02^2)·scale-ish, norms near 1; deterministic in `seed`.
+// F32 weights ~ N(0, 0.02^2)·scale-ish, norms near 1; deterministic in `seed`. q/k/v biases
+// ~ N(0, 0.5^2) when c.attention_bias; lm_head shares embed_tokens when c.tie_word_embeddings.
 Model random_model(const LlamaConfig& c, unsigned seed);
 // A config with GQA, an odd intermediate_size, and untied head: hidden_size 32, intermediate_size 44,
 // 2 layers, 4 heads, 2 kv heads.
 LlamaConfig small_config(bool rope_interleaved);
+
+// c with Llama 3's RoPE: theta 500000 and rope_scaling "llama3" (low_freq_factor 1,
+// high_freq_factor 4) with this factor and original context.
+LlamaConfig with_llama3_rope(LlamaConfig c, float factor, int original_max_position_embeddings);
 
 // llama2.c .bin (needs rope_interleaved; writes the legacy freq_cis block too).
 void write_llama2c(const Model& m, const std::string& path);
