@@ -234,11 +234,13 @@ void quantize_awq_model(const Model& fp16, const QuantizeOptions& options, const
                              {"alpha_down", search.alpha[kDown]},
                              {"output_error_rtn", err_rtn},
                              {"output_error", err_awq}});
-    std::fprintf(stderr,
-                 "awq: block %d/%d: alpha qkv %.2f o %s gate/up %.2f down %.2f; block output error (relative to its "
-                 "update) rtn %.4g awq %.4g; %.2f s\n",
-                 i + 1, c.n_layers, search.alpha[kQ], o_scaled ? std::to_string(search.alpha[kO]).c_str() : "skipped",
-                 search.alpha[kGate], search.alpha[kDown], err_rtn, err_awq, seconds);
+    char line[256];
+    std::snprintf(line, sizeof(line),
+                  "awq: block %d/%d: alpha qkv %.2f o %s gate/up %.2f down %.2f; block output error (relative to its "
+                  "update) rtn %.4g awq %.4g; %.2f s",
+                  i + 1, c.n_layers, search.alpha[kQ], o_scaled ? std::to_string(search.alpha[kO]).c_str() : "skipped",
+                  search.alpha[kGate], search.alpha[kDown], err_rtn, err_awq, seconds);
+    progress.note(line);
     x.swap(options.chain_quantized ? y_awq : y_fp);
     progress.advance();
   }
