@@ -6,6 +6,7 @@
 #include <catch2/catch.hpp>
 
 #include "common/files.h"
+#include "eval/cpu_backend.h"
 #include "model/cpu_forward.h"
 #include "model/load.h"
 #include "random_model.h"
@@ -46,6 +47,27 @@ double cpu_vs_reference(const Model& m, const std::vector<int>& tokens, const Mo
       err = std::max(err, std::abs(logits[t * ref[t].size() + v] - ref[t][v]));
       scale = std::max(scale, std::abs(ref[t][v]));
     }
+  return err / scale;
+}
+
+// The eval path (the CPU LogitsBackend's scores) against the float64 reference's NLL of every
+// target: max |nll - reference| / max |reference|.
+double eval_nll_vs_reference(const Model& m, const std::vector<int>& tokens) {
+  auto backend = make_cpu_backend(m);
+  backend->run(tokens);
+  WindowScores scores;
+  backend->score(tokens, 1, nullptr, "test", scores);
+  const auto ref = test::reference_forward_f64(m, tokens);
+  double err = 0.0, scale = 0.0;
+  for (size_t j = 1; j < tokens.size(); ++j) {
+    const auto& row = ref[j - 1];
+    double max_logit = row[0], sum = 0.0;
+    for (double v : row) max_logit = std::max(max_logit, v);
+    for (double v : row) sum += std::exp(v - max_logit);
+    const double nll = max_logit + std::log(sum) - row[tokens[j]];
+    err = std::max(err, std::abs(scores.nll[j - 1] - nll));
+    scale = std::max(scale, std::abs(nll));
+  }
   return err / scale;
 }
 
@@ -94,6 +116,7 @@ TEST_CASE("Llama-3.1 and Llama-3.2 style models (llama3 RoPE, untied and tied) m
     CHECK(m.config.rope_original_max_position_embeddings == 256);
     CHECK(m.config.tie_word_embeddings == tied);
     CHECK(cpu_vs_reference(m, window(300, m.config.vocab_size)) < 1e-4);
+    CHECK(eval_nll_vs_reference(m, window(300, m.config.vocab_size)) < 1e-4);
     // The scaling matters: plain RoPE at theta 500000 is far off.
     Model unscaled = m;
     unscaled.config.rope_llama3 = false;
@@ -113,6 +136,7 @@ TEST_CASE("a Qwen2-style model (q/k/v biases) matches the float64 reference and 
   const int64_t biases = 2 * (32 + 16 + 16);  // 2 layers of q/k/v
   CHECK(m.parameter_count() == test::random_model(no_bias, 41).parameter_count() + biases);
   CHECK(cpu_vs_reference(m, window(64, m.config.vocab_size)) < 1e-4);
+  CHECK(eval_nll_vs_reference(m, window(64, m.config.vocab_size)) < 1e-4);
   // The biases matter: without them the logits are far off.
   Model stripped = m;
   for (LayerWeights& l : stripped.layers) l.q_proj.bias = l.k_proj.bias = l.v_proj.bias = Tensor{};
