@@ -7,6 +7,7 @@
 #include "common/error.h"
 #include "common/host_info.h"
 #include "common/labels.h"
+#include "reports/claims.h"
 #include "reports/history.h"
 #include "reports/run_schema.h"
 #include "reports/svg_chart.h"
@@ -266,6 +267,14 @@ std::string render_html(const std::vector<json>& runs, const HtmlOptions& option
             escape_html(bench_runs[reference]["device"]["name"].get<std::string>()) + ")</h2>" +
             render_svg(device_speedup_chart(bench_runs, reference)) +
             html_table(device_comparison_table(bench_runs, reference, "table-gpus")) + "</section>";
+  }
+  if (!options.claims_result.is_null()) {
+    nav += "<li><a href=\"#claims\">Published claims, re-measured</a></li>";
+    // Claims cells are sentences: wrapped, left-aligned (a style here keeps pages without claims as they were).
+    body += "<section id=\"claims\"><style>#table-claims td { text-align: left; white-space: normal; }</style>"
+            "<h2>Published claims, re-measured</h2>" +
+            html_table(claims_table(options.claims_result, "table-claims")) + "<h3>Will it fit</h3>" +
+            html_table(fit_table(options.claims_result, "table-fit")) + "</section>";
   }
   if (!options.history_db.empty()) {
     nav += "<li><a href=\"#history\">History</a></li>";

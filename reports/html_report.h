@@ -16,6 +16,8 @@ struct HtmlOptions {
   // SQLite history (append_history) to draw trends from; "" = no history section.
   std::string history_db;
   size_t history_last = 20;  // runs per trend
+  // A claims result (reports/claims.h, quantbench claims --json); null = no claims section.
+  nlohmann::json claims_result;
 };
 
 // `runs`: validated documents with shards already merged (merge_shards). Throws qb::Error when

@@ -187,16 +187,17 @@ CommandRegistration reg{
           ->check(at_least(0))
           ->capture_default_str();
       app.add_option("--methods", a->methods,
-                     "Comma-separated: fp16, rtn, awq, each optionally :w<bits>[g<group>] (e.g. "
-                     "fp16,rtn,awq,rtn:w3,awq:w3). FP16 is always run as the reference. Default: fp16 with "
-                     "--model, fp16,rtn,awq for the data-folder job");
+                     "Comma-separated: fp16, rtn, awq, rtn-keep:<act|weight|random>:<percent>%, each optionally "
+                     ":w<bits>[g<group>] (e.g. fp16,rtn,awq,rtn:w3,awq:w3,rtn-keep:act:1%:w3). FP16 is always run "
+                     "as the reference. Default: fp16 with --model, fp16,rtn,awq for the data-folder job");
       app.add_option("--load", a->load, "Also evaluate a quantized AutoAWQ-format checkpoint directory (repeatable)");
       app.add_option("--bits", a->bits, "Default bits for rtn/awq (2..8)")->capture_default_str();
       app.add_option("--group", a->group, "Default group size for rtn/awq (-1: per output channel)")
           ->capture_default_str();
       app.add_flag("--symmetric", a->o.symmetric, "Symmetric quantization (zero point fixed at 2^(bits-1))");
       app.add_flag("--no-clip", a->no_clip, "AWQ: skip the clipping search");
-      app.add_option("--calib", a->o.calib_path, "AWQ calibration text (never the evaluated split)");
+      app.add_option("--calib", a->o.calib_path,
+                     "Calibration text of awq and rtn-keep:act (never the evaluated split)");
       a->calib_samples_flag =
           app.add_option("--calib-samples", a->o.calib_samples,
                          "AWQ calibration samples (the main job's quick default: " +
@@ -253,9 +254,12 @@ CommandRegistration reg{
         }
         o.methods = a->methods.empty() ? parse_methods(methods.empty() ? "fp16" : methods, a->bits, a->group)
                                        : a->parsed_methods;
-        for (const MethodSpec& s : o.methods)
+        for (const MethodSpec& s : o.methods) {
           if (s.family == MethodFamily::Awq && o.calib_path.empty())
             throw UsageError("--calib", "AWQ needs a calibration text (never the evaluated split)");
+          if (s.family == MethodFamily::RtnKeep && s.keep_by == KeepBy::Act && o.calib_path.empty())
+            throw UsageError("--calib", "rtn-keep:act ranks channels on a calibration text (never the evaluated split)");
+        }
         for (const auto& dir : a->load) {
           MethodSpec s;
           s.checkpoint_dir = dir;  // its family and settings come from the checkpoint

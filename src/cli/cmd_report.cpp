@@ -1,4 +1,4 @@
-// quantbench report RUN.json [RUN2.json ...] [--html FILE] [--markdown FILE] [--history DB]
+// quantbench report RUN.json [RUN2.json ...] [--html FILE] [--markdown FILE] [--history DB] [--claims-result FILE]
 // Loads run documents (validated, shards of one device merged), optionally appends them to the
 // SQLite history, and renders the self-contained HTML report and/or the Markdown tables.
 #include <cstdio>
@@ -6,6 +6,7 @@
 #include "cli/commands.h"
 #include "common/error.h"
 #include "common/files.h"
+#include "reports/claims.h"
 #include "reports/history.h"
 #include "reports/html_report.h"
 #include "reports/merge.h"
@@ -16,11 +17,15 @@ namespace {
 
 struct ReportArgs {
   std::vector<std::string> runs;
-  std::string html, markdown;
+  std::string html, markdown, claims_result;
   qb::reports::HtmlOptions html_options;
 };
 
-int run_report(const ReportArgs& args) {
+int run_report(ReportArgs args) {
+  if (!args.claims_result.empty()) {
+    args.html_options.claims_result = qb::read_json_file(args.claims_result);
+    qb::reports::check_claims_result(args.html_options.claims_result, args.claims_result);
+  }
   std::vector<nlohmann::json> loaded;
   for (auto& path : args.runs) loaded.push_back(qb::reports::load_run(path));
   const std::vector<nlohmann::json> runs = qb::reports::merge_shards(loaded);
@@ -39,7 +44,8 @@ int run_report(const ReportArgs& args) {
     qb::write_file_atomic(args.html, qb::reports::render_html(runs, args.html_options));
     std::fprintf(stderr, "wrote %s\n", args.html.c_str());
   }
-  const std::string markdown = qb::reports::render_markdown(runs, args.html_options.relative_to);
+  std::string markdown = qb::reports::render_markdown(runs, args.html_options.relative_to);
+  if (!args.claims_result.empty()) markdown += "\n" + qb::reports::render_claims_markdown(args.html_options.claims_result);
   if (!args.markdown.empty()) qb::write_file_atomic(args.markdown, markdown);
   else if (args.html.empty()) std::fputs(markdown.c_str(), stdout);
   return 0;
@@ -59,6 +65,9 @@ qb::cli::CommandRegistration reg{
       app.add_option("--history", args->html_options.history_db,
                      "SQLite history database: append these runs, and draw trends over the last runs");
       app.add_option("--history-last", args->html_options.history_last, "runs per trend chart")->check(CLI::PositiveNumber);
+      app.add_option("--claims-result", args->claims_result,
+                     "claims result (quantbench claims --json): add the verdict and will-it-fit tables")
+          ->check(CLI::ExistingFile);
       app.add_option("--title", args->html_options.title, "HTML page title");
       return [args] { return run_report(*args); };
     }};

@@ -72,6 +72,7 @@ void check_linear(const Linear& l, int out_features, int in_features) {
     check_tensor_shape(l.dense, {out_features, in_features});
     return;
   }
+  if (l.kept) fail(l.name, "kept FP16 columns are evaluated on the CPU only");
   const QuantizedWeight& q = *l.quant;
   if (q.bits != 4 || !kernels::supported_group_size(q.group_size) || q.k % q.group_size != 0 || q.n % 8 != 0)
     fail(l.name, "cannot run on the CUDA backend: the W4A16 kernels take 4-bit weights with group size 32, 64 or "

@@ -24,7 +24,8 @@
 namespace qb {
 
 std::vector<MethodSpec> parse_methods(const std::string& list, int default_bits, int default_group) {
-  static const std::regex spec_re(R"(^(fp16|rtn|awq)(?::w([0-9]+)(?:g(-1|[0-9]+))?)?$)");
+  static const std::regex spec_re(
+      R"(^(fp16|rtn|awq|rtn-keep)(?::(act|weight|random):([0-9]+(?:\.[0-9]+)?)%)?(?::w([0-9]+)(?:g(-1|[0-9]+))?)?$)");
   std::vector<MethodSpec> out;
   size_t begin = 0;
   while (begin <= list.size()) {
@@ -32,12 +33,23 @@ std::vector<MethodSpec> parse_methods(const std::string& list, int default_bits,
     if (end == std::string::npos) end = list.size();
     const std::string item = list.substr(begin, end - begin);
     std::smatch m;
-    if (!std::regex_match(item, m, spec_re))
-      fail("methods", "'" + item + "' is not fp16, rtn or awq (optionally with :w<bits>[g<group>], e.g. awq:w3g128)");
+    const bool matched = std::regex_match(item, m, spec_re);
+    if (!matched || m[2].matched != (m[1] == "rtn-keep"))
+      fail("methods", "'" + item + "' is not fp16, rtn, awq or rtn-keep:<act|weight|random>:<percent>% (optionally "
+                      "with :w<bits>[g<group>], e.g. awq:w3g128, rtn-keep:act:1%:w3)");
     MethodSpec s;
-    s.family = m[1] == "fp16" ? MethodFamily::Fp16 : m[1] == "rtn" ? MethodFamily::Rtn : MethodFamily::Awq;
-    s.bits = m[2].matched ? std::stoi(m[2]) : default_bits;
-    s.group_size = m[3].matched ? std::stoi(m[3]) : default_group;
+    s.family = m[1] == "fp16"   ? MethodFamily::Fp16
+               : m[1] == "rtn"  ? MethodFamily::Rtn
+               : m[1] == "awq"  ? MethodFamily::Awq
+                                : MethodFamily::RtnKeep;
+    if (m[2].matched) {
+      s.keep_by = m[2] == "act" ? KeepBy::Act : m[2] == "weight" ? KeepBy::Weight : KeepBy::Random;
+      s.keep_fraction = std::stod(m[3]) / 100;
+      if (!(s.keep_fraction > 0 && s.keep_fraction <= 1))
+        fail("methods", "'" + item + "': the kept percentage must be in (0, 100]");
+    }
+    s.bits = m[4].matched ? std::stoi(m[4]) : default_bits;
+    s.group_size = m[5].matched ? std::stoi(m[5]) : default_group;
     out.push_back(s);
     begin = end + 1;
   }
@@ -155,10 +167,14 @@ PreparedMethod prepare_method(const MethodSpec& spec, const Model& fp16, const E
     r.model = fp16;
   } else {
     r.family = family_name(spec.family);
-    r.label = method_label(r.family, spec.bits, spec.group_size);
+    const bool keep = spec.family == MethodFamily::RtnKeep;
+    r.label = method_label(r.family, spec.bits, spec.group_size,
+                           keep ? keep_label(keep_by_name(spec.keep_by), spec.keep_fraction) : "");
     std::fprintf(stderr, "preparing %s\n", r.label.c_str());
     QuantizeOptions q;
     q.family = spec.family;
+    q.keep_by = spec.keep_by;
+    q.keep_fraction = spec.keep_fraction;
     q.bits = spec.bits;
     q.group_size = spec.group_size;
     q.symmetric = o.symmetric;
@@ -254,7 +270,9 @@ nlohmann::json run_eval(const EvalOptions& o) {
     PreparedMethod& r = methods[i];
     results.methods.push_back({r.family, r.label, r.quantization, r.layers, r.model.weight_bytes_by_dtype(),
                                r.backend->device(), r.backend->memory(), std::move(sums[i])});
-    settings.push_back({method_label(r.family, r.bits, r.group_size), r.bits, r.group_size});
+    // The catalog projection counts plain quantized linears; it has no model of kept FP16 columns.
+    if (r.family != family_name(MethodFamily::RtnKeep))
+      settings.push_back({method_label(r.family, r.bits, r.group_size), r.bits, r.group_size});
   }
   results.vram_catalog =
       vram_catalog(load_catalog_models(o.catalog_path.empty() ? QB_DEFAULT_CATALOG : o.catalog_path), settings);

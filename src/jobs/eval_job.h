@@ -23,10 +23,13 @@ struct MethodSpec {
   int bits = 16;
   int group_size = 0;          // > 0, or -1 for one group per output channel; unused for fp16
   std::string checkpoint_dir;  // set: weights come from this AutoAWQ-format directory
+  KeepBy keep_by = KeepBy::Act;  // rtn-keep: how the FP16 input channels are chosen
+  double keep_fraction = 0;      // rtn-keep: of each linear's input channels
 };
 
-// "fp16,rtn,awq:w3g128": families, each optionally ":w<bits>[g<group>]" (g-1: per output
-// channel); settings not given take default_bits / default_group. Errors name the bad item.
+// "fp16,rtn,awq:w3g128,rtn-keep:act:1%:w3": families, each optionally ":w<bits>[g<group>]" (g-1:
+// per output channel); rtn-keep names its channel choice (act|weight|random) and the kept
+// percentage first. Settings not given take default_bits / default_group. Errors name the bad item.
 std::vector<MethodSpec> parse_methods(const std::string& list, int default_bits, int default_group);
 
 enum class DeviceChoice { Cpu, Cuda, Auto };  // Auto: the GPU when one is usable, else the CPU

@@ -37,4 +37,9 @@ std::array<const std::vector<float>*, kNumLinears> block_linears(const CpuLayer&
   return members(l, &BlockLinear::widened);
 }
 
+std::array<const std::vector<float>*, kNumLinears> linear_inputs(const BlockInputs& inputs) {
+  return {&inputs.attn_in, &inputs.attn_in, &inputs.attn_in, &inputs.o_in,
+          &inputs.mlp_in,  &inputs.mlp_in,  &inputs.down_in};
+}
+
 }  // namespace qb

@@ -33,5 +33,7 @@ std::array<Linear*, kNumLinears> block_linears(LayerWeights& layer);
 std::array<const Linear*, kNumLinears> block_linears(const LayerWeights& layer);
 std::array<std::vector<float>*, kNumLinears> block_linears(CpuLayer& layer);
 std::array<const std::vector<float>*, kNumLinears> block_linears(const CpuLayer& layer);
+// The captured input each linear sees [rows, in_features]: q/k/v attn_in, o o_in, gate/up mlp_in, down down_in.
+std::array<const std::vector<float>*, kNumLinears> linear_inputs(const BlockInputs& inputs);
 
 }  // namespace qb

@@ -7,12 +7,22 @@
 #include <cstring>
 
 #include "common/error.h"
+#include "common/half.h"
 #include "model/block_linears.h"
 
 namespace qb {
 
 std::vector<float> widen_linear(const Linear& linear) {
-  return linear.quant ? linear.quant->dequantize() : linear.dense.to_float();
+  if (!linear.quant) return linear.dense.to_float();
+  std::vector<float> w = linear.quant->dequantize();
+  if (linear.kept) {
+    const std::vector<int32_t>& cols = linear.kept->cols;
+    const int k = linear.quant->k;
+    for (int o = 0; o < linear.quant->n; ++o)
+      for (size_t j = 0; j < cols.size(); ++j)
+        w[static_cast<size_t>(o) * k + cols[j]] = half_to_float(linear.kept->values[o * cols.size() + j]);
+  }
+  return w;
 }
 
 CpuLayer widen_layer(const LayerWeights& l) {

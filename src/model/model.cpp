@@ -124,7 +124,9 @@ std::vector<float> QuantizedWeight::dequantize() const {
 
 int Linear::out_features() const { return quant ? quant->n : static_cast<int>(dense.shape.at(0)); }
 int Linear::in_features() const { return quant ? quant->k : static_cast<int>(dense.shape.at(1)); }
-size_t Linear::stored_bytes() const { return quant ? quant->stored_bytes() : dense.nbytes(); }
+size_t Linear::stored_bytes() const {
+  return quant ? quant->stored_bytes() + (kept ? kept->stored_bytes() : 0) : dense.nbytes();
+}
 
 template <typename F>
 static void for_each_linear(const Model& m, F&& f) {
@@ -157,9 +159,10 @@ std::vector<std::pair<std::string, size_t>> Model::weight_bytes_by_dtype() const
   std::map<std::string, size_t> by;
   for_each_plain_tensor(*this, [&](const Tensor& t) { by[dtype_name(t.dtype)] += t.nbytes(); });
   for_each_linear(*this, [&](const Linear& l) {
-    if (l.quant)
+    if (l.quant) {
       by["Q" + std::to_string(l.quant->bits)] += l.quant->stored_bytes();
-    else
+      if (l.kept) by["F16"] += l.kept->stored_bytes();
+    } else
       by[dtype_name(l.dense.dtype)] += l.dense.nbytes();
   });
   return {by.begin(), by.end()};
@@ -186,6 +189,10 @@ void check_finite(const Model& m) {
     for (size_t i = 0; i < l.quant->scales.size(); ++i)
       if (!std::isfinite(half_to_float(l.quant->scales[i])))
         fail(l.name + ".scales", "non-finite scale at element " + std::to_string(i));
+    if (l.kept)
+      for (size_t i = 0; i < l.kept->values.size(); ++i)
+        if (!std::isfinite(half_to_float(l.kept->values[i])))
+          fail(l.name + ".kept", "non-finite kept FP16 value at element " + std::to_string(i));
   });
 }
 

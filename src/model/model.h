@@ -88,11 +88,21 @@ struct QuantizedWeight {
 // models too large to load counts (eval/vram_catalog.h).
 size_t quantized_stored_bytes(int64_t n, int64_t k, int bits, int group_size);
 
+// Input channels (columns of W [out, in]) kept in FP16 beside a quantized W, as in the AWQ
+// paper's Table 1 (rtn-keep): the dequantized W's column cols[j] is replaced by values[o][j].
+// Stored as FP16 values + int32 indices.
+struct KeptColumns {
+  std::vector<int32_t> cols;     // ascending input channels
+  std::vector<uint16_t> values;  // [out, cols.size()] FP16 bits
+  size_t stored_bytes() const { return values.size() * sizeof(uint16_t) + cols.size() * sizeof(int32_t); }
+};
+
 // A linear layer's weight W [out, in] (PyTorch layout, y = x W^T): dense or quantized.
 struct Linear {
   std::string name;                              // HF module name, e.g. "model.layers.0.mlp.up_proj"
   Tensor dense;                                  // used when quant is null
   std::shared_ptr<const QuantizedWeight> quant;  // group-quantized weights
+  std::shared_ptr<const KeptColumns> kept;       // with quant only: columns kept in FP16 (CPU only)
   Tensor bias;                                   // [out] y = x W^T + bias; no data when absent. Never quantized.
   int out_features() const;
   int in_features() const;
@@ -121,7 +131,8 @@ struct Model {
   Tensor lm_head;       // [vocab_size, hidden_size]; shares embed_tokens' data when tied
 
   int64_t parameter_count() const;  // trainable parameters, tied lm_head counted once
-  // Bytes of weights as stored, by dtype name ("F32", "F16", "BF16", "Q4" ...), tied counted once.
+  // Bytes of weights as stored, by dtype name ("F32", "F16", "BF16", "Q4" ...), tied counted once;
+  // kept FP16 columns (values and their int32 indices) count as "F16".
   std::vector<std::pair<std::string, size_t>> weight_bytes_by_dtype() const;
   size_t weight_bytes() const;
 };

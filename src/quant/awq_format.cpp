@@ -277,6 +277,7 @@ void write_awq_checkpoint(const Model& model, const std::string& dir, const AwqW
     for (int t = 0; t < kNumLinears; ++t) {
       const std::string base = linear_hf_name(i, t);
       if (!linears[t]->quant) fail(base, "not quantized: every block linear of an AWQ checkpoint must be");
+      if (linears[t]->kept) fail(base, "has kept FP16 columns, which the AutoAWQ format cannot store");
       QuantizedWeight w = *linears[t]->quant;
       if (w.group_size != (group_size == -1 ? w.k : group_size))
         fail(base, "group size " + std::to_string(w.group_size) + " differs from the other layers' " +

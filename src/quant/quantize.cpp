@@ -13,6 +13,7 @@
 #include "quant/awq.h"
 #include "quant/calibration.h"
 #include "quant/rtn.h"
+#include "quant/rtn_keep.h"
 
 namespace qb {
 
@@ -125,16 +126,23 @@ double block_error(const std::vector<float>& y, const std::vector<float>& refere
   return den > 0 ? num / den : num;
 }
 
-void quantize_awq_model(const Model& fp16, const QuantizeOptions& options, const QuantSpec& spec,
-                        const Tokenizer* tokenizer, QuantizeResult& result) {
-  if (!tokenizer) fail("awq", "needs a tokenizer for the calibration text");
+// The calibration samples of options, checked against the model; `method` names the quantizer in errors.
+CalibrationSet load_model_calibration(const Model& fp16, const QuantizeOptions& options, const Tokenizer* tokenizer,
+                                      const std::string& method) {
+  if (!tokenizer) fail(method, "needs a tokenizer for the calibration text");
   const LlamaConfig& c = fp16.config;
   if (options.calib_seq_len > c.max_seq_len)
-    fail("awq", "calibration sequence length " + std::to_string(options.calib_seq_len) +
-                    " exceeds the model's max_seq_len " + std::to_string(c.max_seq_len));
-  check_window_length(c, options.calib_seq_len, "awq calibration");
-  const CalibrationSet calib = load_calibration(options.calib_path, *tokenizer, options.calib_samples,
-                                                options.calib_seq_len, options.eval_path, options.force_calib);
+    fail(method, "calibration sequence length " + std::to_string(options.calib_seq_len) +
+                     " exceeds the model's max_seq_len " + std::to_string(c.max_seq_len));
+  check_window_length(c, options.calib_seq_len, method + " calibration");
+  return load_calibration(options.calib_path, *tokenizer, options.calib_samples, options.calib_seq_len,
+                          options.eval_path, options.force_calib);
+}
+
+void quantize_awq_model(const Model& fp16, const QuantizeOptions& options, const QuantSpec& spec,
+                        const Tokenizer* tokenizer, QuantizeResult& result) {
+  const LlamaConfig& c = fp16.config;
+  const CalibrationSet calib = load_model_calibration(fp16, options, tokenizer, "awq");
   result.quantization["calibration"] = calib.provenance;
   const auto dims = linear_dims(c);
   const bool o_scaled = dims[kV] == dims[kO];
@@ -173,8 +181,7 @@ void quantize_awq_model(const Model& fp16, const QuantizeOptions& options, const
     const auto linears = block_linears(out);
     const auto fp_weights = block_linears(fp);
     const auto scaled_weights = block_linears(search.scaled);
-    const std::vector<float>* captured[kNumLinears] = {&inputs.attn_in, &inputs.attn_in, &inputs.attn_in, &inputs.o_in,
-                                                       &inputs.mlp_in,  &inputs.mlp_in,  &inputs.down_in};
+    const auto captured = linear_inputs(inputs);
     CpuLayer rtn_layer = fp, awq_layer = search.scaled;
     const auto rtn_weights = block_linears(rtn_layer);
     const auto awq_weights = block_linears(awq_layer);
@@ -247,10 +254,76 @@ void quantize_awq_model(const Model& fp16, const QuantizeOptions& options, const
   progress.finish();
 }
 
+// RTN with options.keep_fraction of each linear's input channels kept in FP16 (quant/rtn_keep.h).
+// By act, the channels are ranked on the inputs the FP16 model's blocks see, as AWQ calibrates;
+// then the per-layer output errors are measured on them too.
+void quantize_rtn_keep_model(const Model& fp16, const QuantizeOptions& options, const QuantSpec& spec,
+                             const Tokenizer* tokenizer, QuantizeResult& result) {
+  const LlamaConfig& c = fp16.config;
+  const auto dims = linear_dims(c);
+  const bool by_act = options.keep_by == KeepBy::Act;
+  if (!(options.keep_fraction > 0 && options.keep_fraction <= 1))
+    fail("rtn-keep", "the kept fraction " + std::to_string(options.keep_fraction) + " is not in (0, 1]");
+  nlohmann::json per_linear = nlohmann::json::object();
+  for (int t = 0; t < kNumLinears; ++t)
+    per_linear[kBlockLinears[t].hf_name] = kept_channel_count(dims[t].second, options.keep_fraction);
+  result.quantization["keep"] = {{"by", keep_by_name(options.keep_by)},
+                                 {"fraction", options.keep_fraction},
+                                 {"channels_per_linear", per_linear},
+                                 {"seed", options.keep_by == KeepBy::Random ? nlohmann::json(kKeepSeed) : nullptr}};
+  CalibrationSet calib;
+  std::vector<float> x;
+  if (by_act) {
+    calib = load_model_calibration(fp16, options, tokenizer, "rtn-keep");
+    result.quantization["calibration"] = calib.provenance;
+    x = embed_tokens(fp16, calib.tokens);
+  }
+  std::mt19937_64 rng(kKeepSeed);
+  Progress progress("rtn-keep", c.n_layers);
+  for (int i = 0; i < c.n_layers; ++i) {
+    BlockInputs inputs;
+    if (by_act) block_forward(c, widen_layer(fp16.layers[i]), x.data(), calib.n_samples, calib.seq_len, &inputs);
+    const auto captured = linear_inputs(inputs);
+    const auto linears = block_linears(result.model.layers[i]);
+    for (int t = 0; t < kNumLinears; ++t) {
+      const std::string name = linear_hf_name(i, t);
+      const auto [n, k] = dims[t];
+      const std::vector<float> w = dense_weights(*linears[t], name);
+      const int count = kept_channel_count(k, options.keep_fraction);
+      std::vector<int32_t> cols;
+      if (by_act)
+        cols = top_channels(mean_abs_columns(captured[t]->data(), captured[t]->size() / k, k), count);
+      else if (options.keep_by == KeepBy::Weight)
+        cols = top_channels(mean_abs_columns(w.data(), n, k), count);
+      else
+        cols = random_channels(k, count, rng);
+      linears[t]->quant = std::make_shared<const QuantizedWeight>(quantize_rtn(w.data(), n, k, spec, nullptr, name));
+      linears[t]->kept = std::make_shared<const KeptColumns>(keep_columns(w.data(), n, k, std::move(cols)));
+      linears[t]->dense = Tensor{};
+      const std::vector<float> w_rtn = fake_quantized(w, n, k, spec, nullptr, name), w_keep = widen_linear(*linears[t]);
+      nlohmann::json entry = {{"name", name},
+                              {"alpha", nullptr},
+                              {"clip_ratio", nullptr},
+                              {"weight_error_rtn", relative_error(w_rtn, w)},
+                              {"weight_error", relative_error(w_keep, w)},
+                              {"output_error_rtn", nullptr},
+                              {"output_error", nullptr}};
+      if (by_act) {
+        const std::vector<float> x_sample = sample_rows(*captured[t], k, kErrorSampleTokens);
+        entry["output_error_rtn"] = output_error(x_sample, w, w_rtn, n, k);
+        entry["output_error"] = output_error(x_sample, w, w_keep, n, k);
+      }
+      result.layers.push_back(entry);
+    }
+    progress.advance();
+  }
+  progress.finish();
+}
+
 }  // namespace
 
 const char* family_name(MethodFamily f) {
-  static constexpr const char* kNames[] = {"fp16", "rtn", "awq"};  // MethodFamily's order
+  static constexpr const char* kNames[] = {"fp16", "rtn", "awq", "rtn-keep"};  // MethodFamily's order
   return kNames[static_cast<int>(f)];
 }
 
@@ -272,6 +345,8 @@ QuantizeResult quantize_model(const Model& fp16_model, const QuantizeOptions& op
   result.blocks = nlohmann::json::array();
   if (awq)
     quantize_awq_model(fp16_model, options, spec, tokenizer, result);
+  else if (options.family == MethodFamily::RtnKeep)
+    quantize_rtn_keep_model(fp16_model, options, spec, tokenizer, result);
   else
     quantize_rtn_model(fp16_model, spec, result);
   return result;

@@ -57,3 +57,13 @@ TEST_CASE("weights that disagree with the config are refused by name") {
   CHECK_THROWS_WITH(make_cuda_backend(m), Catch::StartsWith("model.layers.0.mlp.gate_proj: shape [384, 256] does not "
                                                             "match the config's [352, 256]"));
 }
+
+TEST_CASE("kept FP16 columns (rtn-keep) are refused by layer: they run on the CPU only") {
+  QuantizeOptions o;
+  o.family = MethodFamily::RtnKeep;
+  o.keep_by = KeepBy::Weight;
+  o.bits = 4;
+  o.group_size = 128;  // what the W4A16 kernels take without the kept columns
+  CHECK_THROWS_WITH(make_cuda_backend(quantize_model(random_fp16(384), o, nullptr).model),
+                    "model.layers.0.self_attn.q_proj: kept FP16 columns are evaluated on the CPU only");
+}

@@ -127,7 +127,7 @@ TEST_CASE("messages name the pointer and the problem") {
   doc = qb::test::eval_fixture();
   doc["methods"][0]["method"] = "gptq";
   CHECK(error_of([&] { validate_run(doc, "run.json"); }) ==
-        "run.json: /methods/0/method: \"gptq\" is not one of [\"fp16\",\"rtn\",\"awq\"]");
+        "run.json: /methods/0/method: \"gptq\" is not one of [\"fp16\",\"rtn\",\"awq\",\"rtn-keep\"]");
   doc = qb::test::eval_fixture();
   doc["methods"][3]["quality"]["top1_agreement"] = 1.5;
   CHECK(error_of([&] { validate_run(doc, "run.json"); }) == "run.json: /methods/3/quality/top1_agreement: 1.5 is above the maximum 1");
