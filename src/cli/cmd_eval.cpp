@@ -92,8 +92,8 @@ bool runs_awq(const EvalOptions& o) {
 std::string settings_text(const EvalOptions& o, int calib_samples, int max_windows) {
   std::string t = max_windows > 0 ? "first " + std::to_string(max_windows) + " windows" : "every window";
   if (runs_awq(o))
-    t += ", AWQ calibrated on " + std::to_string(calib_samples) + " samples x " + std::to_string(o.calib_seq_len) +
-         " tokens";
+    t += ", AWQ calibrated on " + std::to_string(calib_samples) + " samples x " +
+         std::to_string(o.quantize.calib_seq_len) + " tokens";
   return t;
 }
 
@@ -102,13 +102,13 @@ std::string settings_text(const EvalOptions& o, int calib_samples, int max_windo
 nlohmann::json main_job_record(const DataFolder& folder, const EvalOptions& o) {
   const EvalOptions paper;
   const bool reduced =
-      o.protocol.max_windows > 0 || (runs_awq(o) && o.calib_samples < paper.calib_samples);
+      o.protocol.max_windows > 0 || (runs_awq(o) && o.quantize.calib_samples < paper.quantize.calib_samples);
   return {{"name", "main"},
           {"data_folder", folder.path},
           {"data_folder_source", folder.source},
           {"reduced", reduced},
-          {"settings", settings_text(o, o.calib_samples, o.protocol.max_windows)},
-          {"paper_settings", settings_text(o, paper.calib_samples, paper.protocol.max_windows) +
+          {"settings", settings_text(o, o.quantize.calib_samples, o.protocol.max_windows)},
+          {"paper_settings", settings_text(o, paper.quantize.calib_samples, paper.protocol.max_windows) +
                                  " (add --full)"}};
 }
 
@@ -194,21 +194,22 @@ CommandRegistration reg{
       app.add_option("--bits", a->bits, "Default bits for rtn/awq (2..8)")->capture_default_str();
       app.add_option("--group", a->group, "Default group size for rtn/awq (-1: per output channel)")
           ->capture_default_str();
-      app.add_flag("--symmetric", a->o.symmetric, "Symmetric quantization (zero point fixed at 2^(bits-1))");
+      app.add_flag("--symmetric", a->o.quantize.symmetric, "Symmetric quantization (zero point fixed at 2^(bits-1))");
       app.add_flag("--no-clip", a->no_clip, "AWQ: skip the clipping search");
-      app.add_option("--calib", a->o.calib_path,
+      app.add_option("--calib", a->o.quantize.calib_path,
                      "Calibration text of awq and rtn-keep:act (never the evaluated split)");
       a->calib_samples_flag =
-          app.add_option("--calib-samples", a->o.calib_samples,
+          app.add_option("--calib-samples", a->o.quantize.calib_samples,
                          "AWQ calibration samples (the main job's quick default: " +
                              std::to_string(kQuickCalibSamples) + ")")
               ->capture_default_str();
       app.add_flag("--full", a->full,
                    "Main job (no --model/--dataset): the paper's settings (every window, " +
-                       std::to_string(EvalOptions{}.calib_samples) +
+                       std::to_string(EvalOptions{}.quantize.calib_samples) +
                        " calibration samples) instead of its quick defaults");
-      app.add_option("--calib-seq-len", a->o.calib_seq_len, "AWQ calibration tokens per sample")->capture_default_str();
-      app.add_flag("--force-calib", a->o.force_calib, "Allow calibrating on the evaluated file");
+      app.add_option("--calib-seq-len", a->o.quantize.calib_seq_len, "AWQ calibration tokens per sample")
+          ->capture_default_str();
+      app.add_flag("--force-calib", a->o.quantize.force_calib, "Allow calibrating on the evaluated file");
       add_choice(app, "--device", a->o.device,
                  {{"auto", DeviceChoice::Auto}, {"cpu", DeviceChoice::Cpu}, {"cuda", DeviceChoice::Cuda}},
                  "Where to evaluate: auto is the GPU when one is usable");
@@ -229,7 +230,7 @@ CommandRegistration reg{
       });
       return [a]() {
         EvalOptions o = a->o;
-        o.clip = !a->no_clip;
+        o.quantize.clip = !a->no_clip;
         std::string methods = a->methods;
         const bool main_job = o.model_path.empty() && o.dataset_path.empty();
         DataFolder folder;
@@ -247,17 +248,18 @@ CommandRegistration reg{
           if (o.dataset_path.empty())
             o.dataset_path = first_existing(data, {"text/wikitext-2-raw/wiki.test.raw", "text/wikitext-2/test.txt"});
           if (o.dataset_path.empty()) fail(data, "no dataset found (text/wikitext-2-raw/wiki.test.raw); name one with --dataset");
-          if (o.calib_path.empty()) o.calib_path = first_existing(data, {"text/wikitext-2/valid.txt"});
-          if (methods.empty()) methods = o.calib_path.empty() ? "fp16,rtn" : "fp16,rtn,awq";
+          std::string& calib = o.quantize.calib_path;
+          if (calib.empty()) calib = first_existing(data, {"text/wikitext-2/valid.txt"});
+          if (methods.empty()) methods = o.quantize.calib_path.empty() ? "fp16,rtn" : "fp16,rtn,awq";
           std::fprintf(stderr, "data folder %s (%s): model %s, dataset %s, methods %s\n", data.c_str(),
                        folder.source.c_str(), o.model_path.c_str(), o.dataset_path.c_str(), methods.c_str());
         }
         o.methods = a->methods.empty() ? parse_methods(methods.empty() ? "fp16" : methods, a->bits, a->group)
                                        : a->parsed_methods;
         for (const MethodSpec& s : o.methods) {
-          if (s.family == MethodFamily::Awq && o.calib_path.empty())
+          if (s.family == MethodFamily::Awq && o.quantize.calib_path.empty())
             throw UsageError("--calib", "AWQ needs a calibration text (never the evaluated split)");
-          if (s.family == MethodFamily::RtnKeep && s.keep_by == KeepBy::Act && o.calib_path.empty())
+          if (s.family == MethodFamily::RtnKeep && s.keep_by == KeepBy::Act && o.quantize.calib_path.empty())
             throw UsageError("--calib", "rtn-keep:act ranks channels on a calibration text (never the evaluated split)");
         }
         for (const auto& dir : a->load) {
@@ -268,7 +270,7 @@ CommandRegistration reg{
         nlohmann::json job;  // the main job's record in the run document
         if (main_job) {
           if (!a->full) {
-            if (!a->calib_samples_flag->count()) o.calib_samples = kQuickCalibSamples;
+            if (!a->calib_samples_flag->count()) o.quantize.calib_samples = kQuickCalibSamples;
             if (!a->max_windows_flag->count()) o.protocol.max_windows = kQuickMaxWindows;
           }
           job = main_job_record(folder, o);

@@ -171,18 +171,12 @@ PreparedMethod prepare_method(const MethodSpec& spec, const Model& fp16, const E
     r.label = method_label(r.family, spec.bits, spec.group_size,
                            keep ? keep_label(keep_by_name(spec.keep_by), spec.keep_fraction) : "");
     std::fprintf(stderr, "preparing %s\n", r.label.c_str());
-    QuantizeOptions q;
+    QuantizeOptions q = o.quantize;
     q.family = spec.family;
     q.keep_by = spec.keep_by;
     q.keep_fraction = spec.keep_fraction;
     q.bits = spec.bits;
     q.group_size = spec.group_size;
-    q.symmetric = o.symmetric;
-    q.clip = o.clip;
-    q.calib_path = o.calib_path;
-    q.calib_samples = o.calib_samples;
-    q.calib_seq_len = o.calib_seq_len;
-    q.force_calib = o.force_calib;
     q.eval_path = o.dataset_path;
     QuantizeResult res = quantize_model(fp16, q, &tokenizer);
     r.model = std::move(res.model);

@@ -41,12 +41,9 @@ struct EvalOptions {
   DatasetFormat dataset_format = DatasetFormat::Auto;
   ProtocolOptions protocol;
   std::vector<MethodSpec> methods;  // the FP16 reference is always run first, once
-  bool symmetric = false;
-  bool clip = true;
-  std::string calib_path;
-  int calib_samples = 128;
-  int calib_seq_len = 512;
-  bool force_calib = false;
+  // What every quantized method shares (symmetric, clip, calibration); each method's family, bits,
+  // group size and kept channels come from its MethodSpec, and eval_path is dataset_path.
+  QuantizeOptions quantize;
   DeviceChoice device = DeviceChoice::Auto;
   // Model-shape catalog for the projected VRAM of 7B..70B models; "" -> bench/model_shapes.json.
   std::string catalog_path;
