@@ -15,6 +15,7 @@
 
 #include "common/error.h"
 #include "common/files.h"
+#include "common/json_fields.h"
 
 namespace qb {
 
@@ -22,6 +23,14 @@ namespace {
 
 using nlohmann::json;
 using Range = std::pair<size_t, size_t>;  // byte offsets [first, second)
+
+// A token id read from the file, in [0, 2^24) (above any published vocabulary): the id -> token
+// table is sized by the largest id.
+int read_token_id(const json& v, const std::string& where, const std::string& field) {
+  const int id = json_as<int>(v, where, field);
+  if (id < 0 || id >= (1 << 24)) fail(where, "field '" + field + "' is " + std::to_string(id) + ", outside [0, 2^24)");
+  return id;
+}
 
 // ---- UTF-8 ----------------------------------------------------------------------------------
 
@@ -535,7 +544,8 @@ struct Bpe {
     for (const char* affix : {"continuing_subword_prefix", "end_of_word_suffix"})
       if (m.contains(affix) && m[affix].is_string() && !m[affix].get<std::string>().empty())
         fail(where, std::string("unsupported BPE feature '") + affix + "'");
-    for (const auto& [token, id] : m.at("vocab").items()) vocab[token] = id.get<int>();
+    for (const auto& [token, id] : m.at("vocab").items())
+      vocab[token] = read_token_id(id, where, "model.vocab[\"" + token + "\"]");
     fuse_unk = m.value("fuse_unk", false);
     byte_fallback = m.value("byte_fallback", false);
     ignore_merges = m.value("ignore_merges", false);
@@ -548,10 +558,11 @@ struct Bpe {
     for (const json& merge : m.at("merges")) {
       std::string left, right;
       if (merge.is_array()) {
-        left = merge.at(0).get<std::string>();
-        right = merge.at(1).get<std::string>();
+        if (merge.size() != 2) fail(where, "merge " + merge.dump() + " is not two tokens");
+        left = json_as<std::string>(merge[0], where, "model.merges[" + std::to_string(rank) + "][0]");
+        right = json_as<std::string>(merge[1], where, "model.merges[" + std::to_string(rank) + "][1]");
       } else {
-        const std::string s = merge.get<std::string>();
+        const std::string s = json_as<std::string>(merge, where, "model.merges[" + std::to_string(rank) + "]");
         const size_t space = s.find(' ', 1);
         if (space == std::string::npos) fail(where, "merge '" + s + "' is not two tokens");
         left = s.substr(0, space);
@@ -743,7 +754,8 @@ struct HfTokenizer::Impl {
         }
         const std::string name = item.at("SpecialToken").at("id").get<std::string>();
         const json& special = j.at("special_tokens").at(name);
-        for (const json& id : special.at("ids")) (seen_a ? after : before).push_back(id.get<int>());
+        for (const json& id : special.at("ids"))
+          (seen_a ? after : before).push_back(read_token_id(id, path, "post_processor.special_tokens[\"" + name + "\"].ids"));
       }
       prefix.insert(prefix.begin(), before.begin(), before.end());
       suffix.insert(suffix.end(), after.begin(), after.end());
@@ -825,8 +837,8 @@ void HfTokenizer::load(const std::string& json_path) {
   for (const auto& [token, id] : t.bpe.vocab) t.vocab_size = std::max(t.vocab_size, id + 1);
   for (const json& a : j.value("added_tokens", json::array())) {
     AddedToken token;
-    token.id = a.at("id").get<int>();
-    token.content = a.at("content").get<std::string>();
+    token.id = read_token_id(a.at("id"), json_path, "added_tokens[].id");
+    token.content = json_field<std::string>(a, json_path + ": added_tokens[" + std::to_string(token.id) + "]", "content");
     token.special = a.value("special", false);
     token.lstrip = a.value("lstrip", false);
     token.rstrip = a.value("rstrip", false);

@@ -28,6 +28,7 @@ class HfTokenizer : public Tokenizer {
   // HF checkpoints often pad the embedding past the tokenizer (Qwen2: 151646 ids, 151936 rows):
   // every id must fit, equality is not required.
   void require_vocab_size(int model_vocab_size) const override;
+  std::string kind() const override { return "hf tokenizer.json"; }
 
  private:
   void load(const std::string& json_path);

@@ -37,6 +37,12 @@ class SentencePieceTokenizer : public Tokenizer {
   }
   int vocab_size() const override { return sp_.GetPieceSize(); }
   int bos_id() const override { return sp_.bos_id(); }
+  std::vector<std::string> pieces() const override {
+    std::vector<std::string> out;
+    for (int i = 0; i < sp_.GetPieceSize(); ++i) out.push_back(sp_.IdToPiece(i));
+    return out;
+  }
+  std::string kind() const override { return "sentencepiece"; }
 
  private:
   sentencepiece::SentencePieceProcessor sp_;

@@ -22,6 +22,12 @@ class Tokenizer {
   virtual int bos_id() const = 0;
   // Throws, naming this tokenizer's file, when its vocabulary differs from the model's.
   virtual void require_vocab_size(int model_vocab_size) const;
+  // The pieces by id as the file stores them (SentencePiece: U+2581 for a space), or empty when
+  // this tokenizer does not list them; for comparing vocabularies.
+  virtual std::vector<std::string> pieces() const { return {}; }
+  // Which implementation encodes, for run documents: "sentencepiece", "hf tokenizer.json",
+  // "llama.cpp-spm (gguf vocab)".
+  virtual std::string kind() const = 0;
   const std::string& path() const { return path_; }
 
  protected:

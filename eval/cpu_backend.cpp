@@ -11,7 +11,7 @@ namespace {
 
 class CpuBackend final : public LogitsBackend {
  public:
-  explicit CpuBackend(const Model& model) : model_(model) {}
+  CpuBackend(const Model& model, Activations activations) : model_(model, activations) {}
   Device device() const override { return Device::Cpu; }
 
   void run(const std::vector<int>& tokens) override {
@@ -50,6 +50,8 @@ class CpuBackend final : public LogitsBackend {
 
 }  // namespace
 
-std::unique_ptr<LogitsBackend> make_cpu_backend(const Model& model) { return std::make_unique<CpuBackend>(model); }
+std::unique_ptr<LogitsBackend> make_cpu_backend(const Model& model, Activations activations) {
+  return std::make_unique<CpuBackend>(model, activations);
+}
 
 }  // namespace qb

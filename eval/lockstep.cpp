@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "common/error.h"
+#include "common/interrupt.h"
 #include "common/progress.h"
 
 namespace qb {
@@ -17,6 +18,7 @@ std::vector<LockstepSums> run_lockstep(const std::vector<Window>& windows, const
   for (size_t w = 0; w < windows.size(); ++w) {
     const Window& win = windows[w];
     for (size_t b = 0; b < backends.size(); ++b) {
+      throw_if_interrupted();
       LockstepSums& s = sums[b];
       const auto t0 = std::chrono::steady_clock::now();
       backends[b]->run(win.tokens);

@@ -89,6 +89,18 @@ nlohmann::json vram_json(const EvalResults& r) {
   return vram;
 }
 
+// How the CPU computed: float32, or llama.cpp's arithmetic (model/cpu_forward.h).
+nlohmann::json arithmetic_json(Activations a) {
+  return {{"activations", activations_name(a)},
+          {"description",
+           a == Activations::Exact
+               ? "float32 throughout, weights dequantized"
+               : "llama.cpp's CPU arithmetic (ggml b4747): each linear's input rounded to its weight type's "
+                 "vec_dot_type (F16 for F16, Q8_0 for Q4_0/Q5_0/Q8_0, Q8_1 for Q4_1/Q5_1, Q8_K for k-quants; F32 "
+                 "weights and quantbench's own quantized weights take float32); K, V, Q and the attention "
+                 "probabilities rounded to F16 (its F16 KV cache)"}};
+}
+
 }  // namespace
 
 nlohmann::json eval_run_document(const EvalResults& r) {
@@ -105,9 +117,14 @@ nlohmann::json eval_run_document(const EvalResults& r) {
           {"host", r.host},
           {"device", r.device},
           {"model", model_json(*r.model)},
-          {"tokenizer", {{"path", r.tokenizer_path}, {"vocab_size", r.tokenizer_vocab_size}, {"bos", protocol["bos"]}}},
+          {"tokenizer",
+           {{"path", r.tokenizer_path},
+            {"vocab_size", r.tokenizer_vocab_size},
+            {"bos", protocol["bos"]},
+            {"kind", r.tokenizer_kind}}},
           {"dataset", dataset_json(*r.dataset, r.dataset_tokens)},
           {"protocol", protocol},
+          {"arithmetic", arithmetic_json(r.activations)},
           {"methods", methods},
           {"vram", vram_json(r)}};
 }

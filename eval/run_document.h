@@ -11,6 +11,7 @@
 #include "datasets/dataset.h"
 #include "eval/lockstep.h"
 #include "eval/protocol.h"
+#include "model/cpu_forward.h"
 #include "model/logits_backend.h"
 #include "model/model.h"
 
@@ -36,6 +37,8 @@ struct EvalResults {
   std::string tokenizer_path;
   int tokenizer_vocab_size = 0;
   int tokenizer_bos_id = 1;      // < 0: the tokenizer has no BOS
+  std::string tokenizer_kind = "sentencepiece";  // Tokenizer::kind(): which implementation encoded
+  Activations activations = Activations::Exact;  // the CPU arithmetic (model/cpu_forward.h)
   const TextDataset* dataset = nullptr;
   size_t dataset_tokens = 0;
   ProtocolOptions protocol;      // as run (ctx capped at the model's max_seq_len)

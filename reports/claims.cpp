@@ -511,9 +511,18 @@ json evaluate_claims(const std::vector<json>& registries, const std::vector<Clai
 int claims_exit_code(const json& result) { return result.at("summary").at("fails").get<int>() > 0 ? 1 : 0; }
 
 void check_claims_result(const json& doc, const std::string& where) {
-  if (!doc.is_object() || doc.value("schema", "") != "quantbench.claims_result")
+  if (!doc.is_object() || doc.value("schema", json()) != "quantbench.claims_result")
     fail(where, "not a claims result (\"schema\": \"quantbench.claims_result\" expected; write one with quantbench claims --json)");
-  if (doc.value("schema_version", "").rfind("1.", 0) != 0) fail(where, "claims result schema_version is not 1.x");
+  const json version = doc.value("schema_version", json());
+  if (!version.is_string() || version.get<std::string>().rfind("1.", 0) != 0)
+    fail(where, "claims result schema_version is not 1.x");
+  // The tables are what reads the rest: rendering them once here turns a missing or mistyped
+  // field into an error naming this file, before any output is written.
+  try {
+    render_claims_markdown(doc);
+  } catch (const json::exception& e) {
+    fail(where, std::string("malformed claims result: ") + e.what());
+  }
 }
 
 Table claims_table(const json& result, const std::string& id) {

@@ -1,10 +1,14 @@
 #include "reports/history.h"
 
 #include <sqlite3.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <map>
+#include <random>
+#include <thread>
 #include <tuple>
 
 #include "common/error.h"
@@ -53,19 +57,41 @@ CREATE TABLE bench_case (
 );
 )sql";
 
+// Appends from many processes at once (a Slurm array) take turns at the writer lock: SQLite's busy
+// handler waits up to kBusyTimeoutMs for it, and a transaction that still finds the database busy
+// (or hits a lock conflict the handler cannot wait out) starts over, kAttempts times at most, after
+// a random pause that grows with each attempt.
+constexpr int kBusyTimeoutMs = 10000;
+constexpr int kAttempts = 5;
+
+// The database was busy (SQLITE_BUSY, SQLITE_LOCKED): worth another attempt.
+struct DatabaseBusy : Error {
+  using Error::Error;
+};
+
+// Every SQLite failure is one line naming the database file.
+[[noreturn]] void fail_sqlite(const std::string& path, sqlite3* db, const std::string& what) {
+  const int code = sqlite3_errcode(db) & 0xff;
+  if (code == SQLITE_BUSY || code == SQLITE_LOCKED) throw DatabaseBusy(path + ": " + what);
+  fail(path, what);
+}
+
 // Owns one connection; every failure throws naming the database file.
 class Database {
  public:
-  // Readers open an existing file read-only; only an append may create it.
+  // Only an append may create the file. Readers open it read-write all the same (they only
+  // SELECT), so that they can roll back the journal an append killed half-way left behind, which a
+  // read-only connection refuses to read past (SQLITE_READONLY).
   Database(const std::string& path, bool writable) : path_(path) {
-    const int flags = writable ? SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE : SQLITE_OPEN_READONLY;
+    const int flags = writable ? SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE : SQLITE_OPEN_READWRITE;
     if (sqlite3_open_v2(path.c_str(), &db_, flags, nullptr) != SQLITE_OK) {
       const std::string what = db_ ? sqlite3_errmsg(db_) : "out of memory";
       sqlite3_close(db_);
       fail(path, "cannot open the history database: " + what);
     }
-    // Shards of a fleet run may append at the same time: wait for the writer lock.
-    sqlite3_busy_timeout(db_, 30000);
+    // Rollback journal (SQLite's default), not WAL: WAL's shared-memory index needs every writer
+    // on one host, and a Slurm array appends from many nodes to a file on a network filesystem.
+    sqlite3_busy_timeout(db_, kBusyTimeoutMs);
     exec("PRAGMA foreign_keys = ON");
   }
   ~Database() { sqlite3_close(db_); }
@@ -77,7 +103,7 @@ class Database {
     if (sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &message) != SQLITE_OK) {
       const std::string what = message ? message : sqlite3_errmsg(db_);
       sqlite3_free(message);
-      fail(path_, what);
+      fail_sqlite(path_, db_, what);
     }
   }
   sqlite3* handle() const { return db_; }
@@ -116,7 +142,7 @@ class Statement {
  public:
   Statement(Database& db, const std::string& sql) : db_(db) {
     if (sqlite3_prepare_v2(db.handle(), sql.c_str(), -1, &stmt_, nullptr) != SQLITE_OK)
-      fail(db.path(), std::string(sqlite3_errmsg(db.handle())) + " in: " + sql);
+      fail_sqlite(db.path(), db.handle(), std::string(sqlite3_errmsg(db.handle())) + " in: " + sql);
   }
   ~Statement() { sqlite3_finalize(stmt_); }
   Statement(const Statement&) = delete;
@@ -132,7 +158,7 @@ class Statement {
       else if (v.is_number_integer()) rc = sqlite3_bind_int64(stmt_, i, v.get<int64_t>());
       else if (v.is_number()) rc = sqlite3_bind_double(stmt_, i, v.get<double>());
       else rc = sqlite3_bind_text(stmt_, i, v.get_ref<const std::string&>().c_str(), -1, SQLITE_TRANSIENT);
-      if (rc != SQLITE_OK) fail(db_.path(), sqlite3_errmsg(db_.handle()));
+      if (rc != SQLITE_OK) fail_sqlite(db_.path(), db_.handle(), sqlite3_errmsg(db_.handle()));
       ++i;
     }
     return *this;
@@ -142,7 +168,7 @@ class Statement {
     const int rc = sqlite3_step(stmt_);
     if (rc == SQLITE_ROW) return true;
     if (rc == SQLITE_DONE) return false;
-    fail(db_.path(), sqlite3_errmsg(db_.handle()));
+    fail_sqlite(db_.path(), db_.handle(), sqlite3_errmsg(db_.handle()));
   }
   void run() {
     while (step()) {
@@ -190,12 +216,26 @@ std::map<std::string, std::pair<double, int>> geomean_tflops(const json& run) {
   return log_sum;
 }
 
-}  // namespace
+// `work` (which opens its own connection) again while the database stays busy; see kAttempts.
+template <typename Work>
+auto with_retries(const std::string& db_path, Work work) {
+  std::minstd_rand random(static_cast<unsigned>(::getpid()));
+  for (int attempt = 1;; ++attempt) {
+    try {
+      return work();
+    } catch (const DatabaseBusy& e) {
+      if (attempt == kAttempts)
+        fail(db_path, "still locked after " + std::to_string(kAttempts) + " attempts of " +
+                          std::to_string(kBusyTimeoutMs / 1000) + " s (" + e.what() +
+                          "); does the filesystem support POSIX locks?");
+      const int pause_ms = std::uniform_int_distribution<int>(50, 200)(random) << attempt;
+      std::this_thread::sleep_for(std::chrono::milliseconds(pause_ms));
+    }
+  }
+}
 
-HistoryAppend append_history(const std::string& db_path, const json& run) {
-  validate_run(run, db_path + ": run to append");
-  const std::string document = run.dump();  // object keys sorted: the same run dumps the same
-  const std::string document_sha256 = sha256_hex(document.data(), document.size());
+HistoryAppend append_once(const std::string& db_path, const json& run, const std::string& document,
+                          const std::string& document_sha256) {
   Database db(db_path, true);
   db.exec("BEGIN IMMEDIATE");
   try {
@@ -246,7 +286,7 @@ HistoryAppend append_history(const std::string& db_path, const json& run) {
   }
 }
 
-Trend history_trend(const std::string& db_path, const json& run, size_t last_n) {
+Trend read_trend(const std::string& db_path, const json& run, size_t last_n) {
   Database db(db_path, false);
   db.require_schema(false);
   const bool eval = run.at("kind") == "eval";
@@ -284,11 +324,26 @@ Trend history_trend(const std::string& db_path, const json& run, size_t last_n) 
   return trend;
 }
 
+}  // namespace
+
+HistoryAppend append_history(const std::string& db_path, const json& run) {
+  validate_run(run, db_path + ": run to append");
+  const std::string document = run.dump();  // object keys sorted: the same run dumps the same
+  const std::string document_sha256 = sha256_hex(document.data(), document.size());
+  return with_retries(db_path, [&] { return append_once(db_path, run, document, document_sha256); });
+}
+
+Trend history_trend(const std::string& db_path, const json& run, size_t last_n) {
+  return with_retries(db_path, [&] { return read_trend(db_path, run, last_n); });
+}
+
 HistoryCounts history_counts(const std::string& db_path) {
-  Database db(db_path, false);
-  db.require_schema(false);
-  return {db.query_int("SELECT count(*) FROM run"), db.query_int("SELECT count(*) FROM metric"),
-          db.query_int("SELECT count(*) FROM bench_case")};
+  return with_retries(db_path, [&] {
+    Database db(db_path, false);
+    db.require_schema(false);
+    return HistoryCounts{db.query_int("SELECT count(*) FROM run"), db.query_int("SELECT count(*) FROM metric"),
+                         db.query_int("SELECT count(*) FROM bench_case")};
+  });
 }
 
 }  // namespace qb::reports

@@ -1,7 +1,14 @@
 #pragma once
 // Run history in SQLite: every run appended to one database file (tables run, metric,
 // bench_case; PRAGMA user_version = kHistorySchemaVersion), and the trends the HTML report
-// draws from it. Appends are all-or-nothing, so an interrupted run leaves the file as it was.
+// draws from it. Appends are all-or-nothing, so an interrupted run (Ctrl-C, kill -9, a full
+// disk) leaves the file as it was.
+// Many writers at once (a Slurm array appending from many nodes) take turns: SQLite's rollback
+// journal, not WAL, since WAL's shared-memory index only works with every writer on one host;
+// each append is one BEGIN IMMEDIATE transaction, waiting for the lock and retried a bounded
+// number of times while the database is busy. The filesystem must support POSIX advisory locks
+// (NFSv4, or NFSv3 with lockd; Lustre mounted with -o flock); where it does not, keep the database
+// on a local disk and append the run documents from one job at the end.
 #include <cstdint>
 #include <string>
 #include <vector>

@@ -202,8 +202,9 @@ json parse_run(const std::string& text, const std::string& where) {
   json run;
   try {
     run = json::parse(text);
-  } catch (const json::parse_error& e) {
-    // nlohmann's message: "[json.exception.parse_error.101] parse error at line 1, column 9: ..."
+  } catch (const json::exception& e) {
+    // nlohmann's message: "[json.exception.parse_error.101] parse error at line 1, column 9: ...";
+    // a number too large for a double (1e309) is its out_of_range.406 instead.
     std::string what = e.what();
     if (auto p = what.find("] "); p != std::string::npos) what = what.substr(p + 2);
     for (char& c : what)

@@ -47,6 +47,8 @@ std::string quantization_text(const json& q) {
   if (q.contains("calibration") && q["calibration"].is_object())
     s += ", calib " + std::to_string(q["calibration"].at("samples").get<int>()) + "×" +
          std::to_string(q["calibration"].at("seq_len").get<int>());
+  if (q.contains("seconds") && q["seconds"].is_number())  // the quantizer's wall time, when quantized in the run
+    s += ", quantized in " + format_fixed(q["seconds"].get<double>(), 1) + " s";
   return s;
 }
 

@@ -26,6 +26,7 @@
 #include "bench/bench_report.h"
 #include "common/files.h"
 #include "common/host_info.h"
+#include "common/interrupt.h"
 #include "kernels/device_probe.h"
 #include "reports/run_schema.h"
 
@@ -61,7 +62,10 @@ int run_process(const std::vector<std::string>& args) {
   if (spawn_error != 0) fail(args[0], std::string("cannot start: ") + std::strerror(spawn_error));
   int status = 0;
   if (waitpid(pid, &status, 0) < 0) fail(args[0], "waitpid failed");
-  if (WIFSIGNALED(status)) fail(args[0], "killed by signal " + std::to_string(WTERMSIG(status)));
+  if (WIFSIGNALED(status)) {
+    throw_if_interrupted();  // Ctrl-C reached the child too: an interrupt, not a crash
+    fail(args[0], "killed by signal " + std::to_string(WTERMSIG(status)));
+  }
   return WEXITSTATUS(status);
 }
 

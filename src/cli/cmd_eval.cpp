@@ -126,9 +126,14 @@ void print_summary(const nlohmann::json& run) {
     if (!q["delta_ppl_pct"].is_null())
       std::printf("  (%+.2f%%)  KL %.5f (p99 %.5f)  top-1 %.2f%%", q["delta_ppl_pct"].get<double>(),
                   q["kl_mean"].get<double>(), q["kl_p99"].get<double>(), 100.0 * q["top1_agreement"].get<double>());
-    std::printf("  %zu tokens in %zu windows  %.0f weight bytes (%.2fx)  %.0f tokens/s\n",
+    std::printf("  %zu tokens in %zu windows  %.0f weight bytes (%.2fx)  %.0f tokens/s",
                 q["tokens_scored"].get<size_t>(), q["windows"].get<size_t>(), m["size"]["weight_bytes"].get<double>(),
                 m["size"]["saving_vs_fp16"].get<double>(), m["speed"]["tokens_per_s"].get<double>());
+    // Quantized here (not loaded): the quantizer's wall time, calibration included.
+    const auto& quantization = m["quantization"];
+    if (quantization.is_object() && quantization.contains("seconds"))
+      std::printf("  quantized in %.1f s", quantization["seconds"].get<double>());
+    std::printf("\n");
   }
   if (run.contains("job") && run["job"]["reduced"].get<bool>())
     std::printf("reduced settings: %s; the paper's: %s\n", run["job"]["settings"].get<std::string>().c_str(),
@@ -151,6 +156,8 @@ CommandRegistration reg{
         int bits = 4, group = 128;
         bool no_clip = false, full = false;
         CLI::Option *max_windows_flag = nullptr, *calib_samples_flag = nullptr;  // given or not
+        CLI::Option *ctx_flag = nullptr, *chunks_flag = nullptr;
+        int chunks = 0;
         std::vector<MethodSpec> parsed_methods;  // --methods as given, checked at parse time
       };
       auto a = std::make_shared<Args>();
@@ -170,12 +177,16 @@ CommandRegistration reg{
                  "How the file is read: auto (by name and content), WikiText raw or tokenized, or plain text");
       app.add_option("--data-dir", a->data_dir, "Data folder searched when --model/--dataset are not given");
       add_choice(app, "--protocol", a->o.protocol.kind,
-                 {{"paper", ProtocolKind::Paper}, {"sliding", ProtocolKind::Sliding}},
+                 {{"paper", ProtocolKind::Paper}, {"sliding", ProtocolKind::Sliding}, {"llama.cpp", ProtocolKind::LlamaCpp}},
                  "paper: non-overlapping windows, all tokens scored (GPTQ/AWQ); sliding: windows every "
-                 "--stride tokens, only tokens past the overlap scored (llama.cpp-like)");
-      app.add_option("--ctx", a->o.protocol.ctx, "Tokens per window, capped at the model's max_seq_len")
-          ->check(at_least(2))
-          ->capture_default_str();
+                 "--stride tokens, only tokens past the overlap scored; llama.cpp: llama-perplexity's protocol "
+                 "(disjoint chunks, first token overwritten with BOS, second half scored; default --ctx " +
+                     std::to_string(kLlamaCppDefaultCtx) + "; the file's bytes; a GGUF's own vocabulary)");
+      a->ctx_flag = app.add_option("--ctx", a->o.protocol.ctx,
+                                   "Tokens per window, capped at the model's max_seq_len (llama.cpp protocol: not "
+                                   "capped, default " + std::to_string(kLlamaCppDefaultCtx) + ")")
+                        ->check(at_least(2))
+                        ->capture_default_str();
       app.add_option("--stride", a->o.protocol.stride, "sliding: tokens between window starts (default ctx/2)")
           ->check(at_least(0));
       add_choice(app, "--bos", a->o.protocol.bos, {{"split", BosPlacement::Split}, {"window", BosPlacement::Window}},
@@ -186,18 +197,34 @@ CommandRegistration reg{
                              std::to_string(kQuickMaxWindows) + ")")
           ->check(at_least(0))
           ->capture_default_str();
+      a->chunks_flag = app.add_option("--chunks", a->chunks,
+                                      "llama.cpp's name for --max-windows: evaluate only the first N chunks")
+                           ->check(at_least(0));
+      add_choice(app, "--activations", a->o.activations,
+                 {{"exact", Activations::Exact}, {"llama.cpp", Activations::LlamaCpp}},
+                 "CPU arithmetic: exact (float32) or llama.cpp (activations rounded to the weight type's Q8_0/Q8_1/Q8_K "
+                 "or F16 blocks, F16 KV cache; CPU only)");
       app.add_option("--methods", a->methods,
-                     "Comma-separated: fp16, rtn, awq, rtn-keep:<act|weight|random>:<percent>%, each optionally "
-                     ":w<bits>[g<group>] (e.g. fp16,rtn,awq,rtn:w3,awq:w3,rtn-keep:act:1%:w3). FP16 is always run "
-                     "as the reference. Default: fp16 with --model, fp16,rtn,awq for the data-folder job");
-      app.add_option("--load", a->load, "Also evaluate a quantized AutoAWQ-format checkpoint directory (repeatable)");
-      app.add_option("--bits", a->bits, "Default bits for rtn/awq (2..8)")->capture_default_str();
-      app.add_option("--group", a->group, "Default group size for rtn/awq (-1: per output channel)")
+                     "Comma-separated: fp16, rtn, awq, gptq, rtn-keep:<act|weight|random>:<percent>%, each optionally "
+                     ":w<bits>[g<group>] (e.g. fp16,rtn,awq,rtn:w3,awq:w3,rtn-keep:act:1%:w3), or gguf:<type>, a llama.cpp "
+                     "type or mix made as llama-quantize makes it (q4_0, q4_1, q5_0, q5_1, q8_0, q2_k, q3_k_m, q4_k_s, "
+                     "q4_k_m, q5_k_s, q5_k_m, q6_k). FP16 is always run as the reference. Default: fp16 with --model, fp16,rtn,awq for the data-folder job");
+      app.add_option("--load", a->load,
+                     "Also evaluate a quantized checkpoint directory, AutoAWQ (gemm) or GPTQ (AutoGPTQ/GPTQModel; "
+                     "detected by its config), or a llama.cpp GGUF file (*.gguf) (repeatable)");
+      app.add_option("--bits", a->bits, "Default bits for rtn/awq/gptq (2..8)")->capture_default_str();
+      app.add_option("--group", a->group, "Default group size for rtn/awq/gptq (-1: per output channel)")
           ->capture_default_str();
       app.add_flag("--symmetric", a->o.quantize.symmetric, "Symmetric quantization (zero point fixed at 2^(bits-1))");
       app.add_flag("--no-clip", a->no_clip, "AWQ: skip the clipping search");
+      app.add_option("--gptq-damp", a->o.quantize.gptq_damp,
+                     "GPTQ: dampening, this fraction of the mean of diag(H) added to its diagonal")
+          ->check(CLI::Range(0.0, 1.0))
+          ->capture_default_str();
+      app.add_flag("--act-order", a->o.quantize.act_order,
+                   "GPTQ: quantize columns by descending diag(H) (desc_act), with static groups");
       app.add_option("--calib", a->o.quantize.calib_path,
-                     "Calibration text of awq and rtn-keep:act (never the evaluated split)");
+                     "Calibration text of awq, gptq and rtn-keep:act (never the evaluated split)");
       a->calib_samples_flag =
           app.add_option("--calib-samples", a->o.quantize.calib_samples,
                          "AWQ calibration samples (the main job's quick default: " +
@@ -220,7 +247,12 @@ CommandRegistration reg{
       // parsed, so that it too is a usage error.
       app.callback([a]() {
         try {
-          validate_protocol(a->o.protocol);
+          ProtocolOptions& p = a->o.protocol;
+          if (p.kind == ProtocolKind::LlamaCpp && !a->ctx_flag->count()) p.ctx = kLlamaCppDefaultCtx;
+          if (a->chunks_flag->count() && a->max_windows_flag->count())
+            throw CLI::ValidationError("--chunks", "is --max-windows by llama.cpp's name; give one of them");
+          if (a->chunks_flag->count()) p.max_windows = a->chunks;
+          validate_protocol(p);
           if (!a->methods.empty()) a->parsed_methods = parse_methods(a->methods, a->bits, a->group);
           if (a->full && !(a->o.model_path.empty() && a->o.dataset_path.empty()))
             throw CLI::ValidationError("--full", "only the main job (no --model/--dataset) has reduced defaults");
@@ -259,6 +291,8 @@ CommandRegistration reg{
         for (const MethodSpec& s : o.methods) {
           if (s.family == MethodFamily::Awq && o.quantize.calib_path.empty())
             throw UsageError("--calib", "AWQ needs a calibration text (never the evaluated split)");
+          if (s.family == MethodFamily::Gptq && o.quantize.calib_path.empty())
+            throw UsageError("--calib", "GPTQ needs a calibration text (never the evaluated split)");
           if (s.family == MethodFamily::RtnKeep && s.keep_by == KeepBy::Act && o.quantize.calib_path.empty())
             throw UsageError("--calib", "rtn-keep:act ranks channels on a calibration text (never the evaluated split)");
         }
@@ -271,7 +305,7 @@ CommandRegistration reg{
         if (main_job) {
           if (!a->full) {
             if (!a->calib_samples_flag->count()) o.quantize.calib_samples = kQuickCalibSamples;
-            if (!a->max_windows_flag->count()) o.protocol.max_windows = kQuickMaxWindows;
+            if (!a->max_windows_flag->count() && !a->chunks_flag->count()) o.protocol.max_windows = kQuickMaxWindows;
           }
           job = main_job_record(folder, o);
           if (job["reduced"].get<bool>())

@@ -6,6 +6,7 @@
 
 #include "cli/commands.h"
 #include "common/error.h"
+#include "common/interrupt.h"
 #include "common/version.h"
 
 namespace qb::cli {
@@ -17,6 +18,7 @@ std::vector<Command>& commands() {
 
 int main(int argc, char** argv) {
   using namespace qb::cli;
+  qb::install_interrupt_handlers();
   CLI::App app{"quantbench " QB_VERSION " (" QB_GIT_REVISION "): FP16, RTN and AWQ weights of the same model, "
                "compared in perplexity, KL divergence, bytes and GEMM speed"};
   app.set_version_flag("--version", "quantbench " QB_VERSION " (" QB_GIT_REVISION ")");
@@ -45,6 +47,10 @@ int main(int argc, char** argv) {
       if (sub->get_name() == "eval") return action();
     std::fprintf(stderr, "%s\n", app.help().c_str());
     return 2;
+  } catch (const qb::Interrupted& e) {
+    // Unwound: the temporary outputs are gone and the previous ones untouched. 130 for Ctrl-C.
+    std::fprintf(stderr, "quantbench: interrupted\n");
+    return 128 + e.signal;
   } catch (const UsageError& e) {
     std::fprintf(stderr, "quantbench: usage: %s (see --help)\n", e.what());
     return 2;
@@ -55,6 +61,9 @@ int main(int argc, char** argv) {
     // A library's own exception that no reader turned into a qb::Error: still one line, never a
     // terminate. Each one found is a reader to fix (it should name the file and the field).
     std::fprintf(stderr, "quantbench: internal error: %s\n", e.what());
+    return 1;
+  } catch (...) {
+    std::fprintf(stderr, "quantbench: internal error: an exception that is not a std::exception\n");
     return 1;
   }
 }

@@ -38,8 +38,34 @@ bool is_directory(const std::string& path);
 std::string sha256_hex(const void* data, size_t n);
 std::string sha256_file(const std::string& path);
 
-// Writes `content` to `path` via `path.tmp.<pid>` and rename(2): readers see the old file or the
-// whole new one.
+// Outputs are built under a temporary name beside their final one, "<path>.tmp.<host>.<pid>", and
+// renamed into place: readers, and a run killed at any moment (kill -9, a full disk, Ctrl-C), see
+// the old output or the whole new one, never a part. A temporary name that a killed run left behind
+// is removed by the next write of the same path on the same host, once its process is gone.
+
+// Writes `content` to a temporary file, fsyncs it, renames it to `path` and fsyncs the directory.
+// A failed write ("<path>: write failed: No space left on device", "File too large") removes the
+// temporary file and leaves the old `path` as it was. Throws Interrupted (common/interrupt.h) when
+// a signal arrives during a long write.
 void write_file_atomic(const std::string& path, const std::string& content);
+
+// A directory of files (a checkpoint) that appears whole or not at all: its files are written into
+// file(name) (with write_file_atomic), and commit() renames the temporary directory to `path`. Left
+// uncommitted (an error, Ctrl-C), the temporary directory is removed.
+class AtomicDirectory {
+ public:
+  // `path` must not exist; commit() refuses to replace it if it appears meanwhile.
+  explicit AtomicDirectory(const std::string& path);
+  ~AtomicDirectory();
+  AtomicDirectory(const AtomicDirectory&) = delete;
+  AtomicDirectory& operator=(const AtomicDirectory&) = delete;
+  // Where the file `name` of the directory is written before commit().
+  std::string file(const std::string& name) const { return temp_ + "/" + name; }
+  void commit();
+
+ private:
+  std::string path_, temp_;
+  bool committed_ = false;
+};
 
 }  // namespace qb

@@ -4,6 +4,8 @@
 
 #include <cstdio>
 
+#include "common/interrupt.h"
+
 namespace qb {
 
 bool Progress::enabled() { return isatty(fileno(stderr)) != 0; }
@@ -14,6 +16,7 @@ Progress::Progress(std::string label, long total)
 Progress::~Progress() { finish(); }
 
 void Progress::advance(long n, const std::string& detail) {
+  throw_if_interrupted();
   done_ += n;
   detail_ = detail;
   if (!active_) return;

@@ -74,6 +74,9 @@ void check_linear(const Linear& l, int out_features, int in_features) {
   }
   if (l.kept) fail(l.name, "kept FP16 columns are evaluated on the CPU only");
   const QuantizedWeight& q = *l.quant;
+  if (!q.g_idx.empty())
+    fail(l.name, "act-order groups (a GPTQ g_idx other than i / group_size) are evaluated on the CPU only: the "
+                 "W4A16 kernels take contiguous groups");
   if (q.bits != 4 || !kernels::supported_group_size(q.group_size) || q.k % q.group_size != 0 || q.n % 8 != 0)
     fail(l.name, "cannot run on the CUDA backend: the W4A16 kernels take 4-bit weights with group size 32, 64 or "
                  "128 dividing in_features and out_features a multiple of 8; this layer has bits=" +

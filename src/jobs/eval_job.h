@@ -13,6 +13,7 @@
 
 #include "datasets/dataset.h"
 #include "eval/protocol.h"
+#include "model/cpu_forward.h"
 #include "quant/quantize.h"
 
 namespace qb {
@@ -22,14 +23,15 @@ struct MethodSpec {
   MethodFamily family = MethodFamily::Fp16;
   int bits = 16;
   int group_size = 0;          // > 0, or -1 for one group per output channel; unused for fp16
-  std::string checkpoint_dir;  // set: weights come from this AutoAWQ-format directory
+  std::string checkpoint_dir;  // set: weights come from this AutoAWQ or GPTQ directory
   KeepBy keep_by = KeepBy::Act;  // rtn-keep: how the FP16 input channels are chosen
   double keep_fraction = 0;      // rtn-keep: of each linear's input channels
+  std::string gguf_type;         // gguf: the llama.cpp type or mix, e.g. "q4_0", "q4_k_m"
 };
 
-// "fp16,rtn,awq:w3g128,rtn-keep:act:1%:w3": families, each optionally ":w<bits>[g<group>]" (g-1:
-// per output channel); rtn-keep names its channel choice (act|weight|random) and the kept
-// percentage first. Settings not given take default_bits / default_group. Errors name the bad item.
+// "fp16,rtn,awq:w3g128,gptq,rtn-keep:act:1%:w3,gguf:q4_k_m": families, each optionally
+// ":w<bits>[g<group>]" (g-1: per output channel); rtn-keep names its channel choice
+// (act|weight|random) and the kept percentage first; gguf names a llama.cpp type or mix instead. Settings not given take default_bits / default_group. Errors name the bad item.
 std::vector<MethodSpec> parse_methods(const std::string& list, int default_bits, int default_group);
 
 enum class DeviceChoice { Cpu, Cuda, Auto };  // Auto: the GPU when one is usable, else the CPU
@@ -45,6 +47,8 @@ struct EvalOptions {
   // group size and kept channels come from its MethodSpec, and eval_path is dataset_path.
   QuantizeOptions quantize;
   DeviceChoice device = DeviceChoice::Auto;
+  // CPU arithmetic: float32 (exact) or llama.cpp's (model/cpu_forward.h), which runs on the CPU.
+  Activations activations = Activations::Exact;
   // Model-shape catalog for the projected VRAM of 7B..70B models; "" -> bench/model_shapes.json.
   std::string catalog_path;
 };

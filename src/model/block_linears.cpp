@@ -3,13 +3,13 @@
 namespace qb {
 
 const std::array<BlockLinear, kNumLinears> kBlockLinears = {{
-    {"self_attn.q_proj", &LayerWeights::q_proj, &CpuLayer::wq, &CpuLayer::bq},
-    {"self_attn.k_proj", &LayerWeights::k_proj, &CpuLayer::wk, &CpuLayer::bk},
-    {"self_attn.v_proj", &LayerWeights::v_proj, &CpuLayer::wv, &CpuLayer::bv},
-    {"self_attn.o_proj", &LayerWeights::o_proj, &CpuLayer::wo, nullptr},
-    {"mlp.gate_proj", &LayerWeights::gate_proj, &CpuLayer::w_gate, nullptr},
-    {"mlp.up_proj", &LayerWeights::up_proj, &CpuLayer::w_up, nullptr},
-    {"mlp.down_proj", &LayerWeights::down_proj, &CpuLayer::w_down, nullptr},
+    {"self_attn.q_proj", "attn_q", &LayerWeights::q_proj, &CpuLayer::wq, &CpuLayer::bq},
+    {"self_attn.k_proj", "attn_k", &LayerWeights::k_proj, &CpuLayer::wk, &CpuLayer::bk},
+    {"self_attn.v_proj", "attn_v", &LayerWeights::v_proj, &CpuLayer::wv, &CpuLayer::bv},
+    {"self_attn.o_proj", "attn_output", &LayerWeights::o_proj, &CpuLayer::wo, nullptr},
+    {"mlp.gate_proj", "ffn_gate", &LayerWeights::gate_proj, &CpuLayer::w_gate, nullptr},
+    {"mlp.up_proj", "ffn_up", &LayerWeights::up_proj, &CpuLayer::w_up, nullptr},
+    {"mlp.down_proj", "ffn_down", &LayerWeights::down_proj, &CpuLayer::w_down, nullptr},
 }};
 
 std::string linear_hf_name(int layer, int index) {

@@ -16,6 +16,7 @@ enum LinearIndex { kQ, kK, kV, kO, kGate, kUp, kDown, kNumLinears };
 
 struct BlockLinear {
   const char* hf_name;                    // within a layer, e.g. "self_attn.q_proj"
+  const char* gguf_name;                  // llama.cpp's, within a layer: "blk.<layer>.<gguf_name>.weight"
   Linear LayerWeights::*weights;          // e.g. &LayerWeights::q_proj
   std::vector<float> CpuLayer::*widened;  // e.g. &CpuLayer::wq
   std::vector<float> CpuLayer::*widened_bias;  // &CpuLayer::bq for q/k/v; null where no bias is carried

@@ -12,6 +12,31 @@
 
 namespace qb {
 
+// The arithmetic of the CPU forward pass. Exact: float32 throughout, weights dequantized. LlamaCpp:
+// as llama.cpp's CPU backend (ggml b4747) computes, still with dequantized weights in a float
+// GEMM, but each linear's input first rounded to the weight type's vec_dot_type (ggml-cpu.c
+// type_traits_cpu): F16 weights meet F16 activations, BF16 meet BF16, Q4_0/Q5_0/Q8_0 meet Q8_0
+// blocks, Q4_1/Q5_1 meet Q8_1, the k-quants meet Q8_K; F32 weights and quantbench's own
+// quantized weights (RTN/AWQ/GPTQ) take float32. Attention then follows llama.cpp's default F16
+// KV cache (no flash attention): K after RoPE and V stored as F16, Q rounded to F16 for the
+// K dot products and the softmax probabilities to F16 for the V product.
+// Left out (float rounding, far below the effects above): the Q8_1 sum `s` is an FP16-rounded
+// copy in ggml (here the exact block sum); ggml's RoPE angles come from a float recurrence
+// (theta *= theta_scale; here double); ggml's SIMD exp/silu and summation order; x86 SIMD
+// builds quantize Q8_0/Q8_1 activations with 127/amax and round-half-even where the reference
+// quantizers used here take 1/(amax/127) and roundf (they differ only where x/d is within about
+// an ulp of a half).
+enum class Activations { Exact, LlamaCpp };
+const char* activations_name(Activations a);  // "exact" | "llama.cpp"
+
+// What a linear's float32 input is rounded to before it meets the weight (Exact: nothing).
+enum class ActivationFormat { Exact, F16, BF16, Q8_0, Q8_1, Q8_K };
+// llama.cpp's vec_dot_type for a weight stored as `weight` (F32 -> Exact).
+ActivationFormat llama_cpp_activation_format(DType weight);
+// x [rows, k] rounded in place to `format` row by row (quantized to its blocks and back);
+// k must be a multiple of the format's block size (32, or 256 for Q8_K).
+void round_activations(float* x, int rows, int k, ActivationFormat format);
+
 // One transformer block's weights widened to float32 (quantized weights dequantized), [out, in].
 struct CpuLayer {
   std::vector<float> attn_norm;  // [hidden_size]
@@ -24,9 +49,17 @@ struct CpuLayer {
   std::vector<float> w_gate;     // [intermediate_size, hidden_size]
   std::vector<float> w_up;       // [intermediate_size, hidden_size]
   std::vector<float> w_down;     // [hidden_size, intermediate_size]
+  // Activations::LlamaCpp only (else all Exact / false): each linear's input format, and
+  // llama.cpp's F16 KV cache arithmetic in attention.
+  ActivationFormat act_q = ActivationFormat::Exact, act_k = ActivationFormat::Exact, act_v = ActivationFormat::Exact,
+                   act_o = ActivationFormat::Exact, act_gate = ActivationFormat::Exact,
+                   act_up = ActivationFormat::Exact, act_down = ActivationFormat::Exact;
+  bool f16_kv = false;
 };
 
 CpuLayer widen_layer(const LayerWeights& layer);
+// Sets the act_* formats from each linear's stored dtype, and f16_kv (Activations::LlamaCpp).
+void use_llama_cpp_arithmetic(CpuLayer& widened, const LayerWeights& layer);
 std::vector<float> widen_linear(const Linear& linear);  // [out, in]
 
 // The inputs each linear group of a block sees, captured for AWQ calibration.
@@ -59,7 +92,7 @@ void block_forward(const LlamaConfig& c, const CpuLayer& layer, float* x, int n_
 // A model prepared for CPU evaluation: weights widened once, then windows run through it.
 class CpuModel {
  public:
-  explicit CpuModel(const Model& model);
+  explicit CpuModel(const Model& model, Activations activations = Activations::Exact);
   const LlamaConfig& config() const { return config_; }
   // x [n_tokens, hidden_size] = embedding rows of tokens.
   void embed(const int* tokens, int n_tokens, float* x) const;
@@ -74,6 +107,7 @@ class CpuModel {
   std::vector<CpuLayer> layers_;
   std::vector<float> norm_;     // [hidden_size]
   std::vector<float> lm_head_;  // [vocab, hidden_size]
+  ActivationFormat head_act_ = ActivationFormat::Exact;  // lm_head's input format
 };
 
 }  // namespace qb

@@ -1,26 +1,34 @@
 #include "model/load.h"
 
+#include <algorithm>
+#include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 
 #include "common/error.h"
 #include "common/files.h"
+#include "common/json_fields.h"
 #include "model/block_linears.h"
+#include "model/gguf.h"
 #include "model/safetensors.h"
 
 namespace qb {
 
 static void check_config(const LlamaConfig& c, const std::string& where) {
-  auto positive = [&](int v, const char* field) {
+  // Upper limits far above any published model (Llama 3.1 405B: hidden 16384, 126 layers) keep
+  // every size computed from them (bytes of a layer, of the file) inside 64 bits.
+  auto in_range = [&](int v, const char* field, int limit) {
     if (v <= 0) fail(where, std::string(field) + " must be positive, got " + std::to_string(v));
+    if (v > limit) fail(where, std::string(field) + " " + std::to_string(v) + " exceeds the limit " + std::to_string(limit));
   };
-  positive(c.hidden_size, "hidden_size");
-  positive(c.intermediate_size, "intermediate_size");
-  positive(c.n_layers, "n_layers");
-  positive(c.n_heads, "n_heads");
-  positive(c.n_kv_heads, "n_kv_heads");
-  positive(c.vocab_size, "vocab_size");
-  positive(c.max_seq_len, "max_seq_len");
+  in_range(c.hidden_size, "hidden_size", 1 << 20);
+  in_range(c.intermediate_size, "intermediate_size", 1 << 22);
+  in_range(c.n_layers, "n_layers", 1 << 12);
+  in_range(c.n_heads, "n_heads", 1 << 16);
+  in_range(c.n_kv_heads, "n_kv_heads", 1 << 16);
+  in_range(c.vocab_size, "vocab_size", 1 << 24);
+  in_range(c.max_seq_len, "max_seq_len", 1 << 26);
   if (c.hidden_size % c.n_heads != 0) fail(where, "hidden_size " + std::to_string(c.hidden_size) + " is not a multiple of n_heads");
   if (c.n_heads % c.n_kv_heads != 0) fail(where, "n_heads is not a multiple of n_kv_heads");
   if (c.head_dim() % 2 != 0) fail(where, "head_dim must be even for RoPE");
@@ -43,7 +51,7 @@ Model load_llama2c(const std::string& path) {
   c.n_heads = h[3];
   c.n_kv_heads = h[4];
   c.tie_word_embeddings = h[5] > 0;  // a negative vocab_size means an unshared classifier follows
-  c.vocab_size = h[5] > 0 ? h[5] : -h[5];
+  c.vocab_size = static_cast<int>(std::min<int64_t>(std::abs(int64_t(h[5])), INT32_MAX));  // INT32_MIN has no int negation
   c.max_seq_len = h[6];
   c.rope_theta = 10000.0f;
   c.rms_norm_eps = 1e-5f;
@@ -101,22 +109,6 @@ Model load_llama2c(const std::string& path) {
 
 // ---- HF directory ---------------------------------------------------------------------------
 
-template <typename T>
-static T config_field(const nlohmann::json& j, const std::string& where, const char* field) {
-  if (!j.contains(field)) fail(where, "missing field '" + std::string(field) + "'");
-  try {
-    return j.at(field).get<T>();
-  } catch (const nlohmann::json::exception&) {
-    fail(where, "field '" + std::string(field) + "' has the wrong type");
-  }
-}
-
-template <typename T>
-static T config_field_or(const nlohmann::json& j, const std::string& where, const char* field, T fallback) {
-  if (!j.contains(field) || j.at(field).is_null()) return fallback;
-  return config_field<T>(j, where, field);
-}
-
 // HF rope_scaling: null or {"rope_type": "default"} is plain RoPE, "llama3" (Llama 3.1/3.2) is
 // read into c; every other type (linear, dynamic, yarn, ...) is refused.
 static void parse_rope_scaling(const nlohmann::json& j, const std::string& where, LlamaConfig& c) {
@@ -124,16 +116,16 @@ static void parse_rope_scaling(const nlohmann::json& j, const std::string& where
   const nlohmann::json& r = j["rope_scaling"];
   if (!r.is_object()) fail(where, "field 'rope_scaling' is not an object");
   // Older configs spell rope_type as "type".
-  const std::string type = config_field_or<std::string>(r, where, "rope_type", config_field_or<std::string>(r, where, "type", "default"));
+  const std::string type = json_field_or<std::string>(r, where, "rope_type", json_field_or<std::string>(r, where, "type", "default"));
   if (type == "default") return;
   if (type != "llama3")
     fail(where, "field 'rope_scaling.rope_type' is '" + type + "'; supported: default, llama3");
   const std::string sub = where + ": rope_scaling";
   c.rope_llama3 = true;
-  c.rope_factor = config_field<float>(r, sub, "factor");
-  c.rope_low_freq_factor = config_field<float>(r, sub, "low_freq_factor");
-  c.rope_high_freq_factor = config_field<float>(r, sub, "high_freq_factor");
-  c.rope_original_max_position_embeddings = config_field<int>(r, sub, "original_max_position_embeddings");
+  c.rope_factor = json_field<float>(r, sub, "factor");
+  c.rope_low_freq_factor = json_field<float>(r, sub, "low_freq_factor");
+  c.rope_high_freq_factor = json_field<float>(r, sub, "high_freq_factor");
+  c.rope_original_max_position_embeddings = json_field<int>(r, sub, "original_max_position_embeddings");
   if (!(c.rope_factor > 0) || !(c.rope_low_freq_factor > 0) || !(c.rope_high_freq_factor > c.rope_low_freq_factor) ||
       c.rope_original_max_position_embeddings <= 0)
     fail(sub, "needs factor > 0, 0 < low_freq_factor < high_freq_factor and original_max_position_embeddings > 0");
@@ -141,32 +133,32 @@ static void parse_rope_scaling(const nlohmann::json& j, const std::string& where
 
 LlamaConfig parse_hf_config(const nlohmann::json& j, const std::string& where) {
   if (!j.is_object()) fail(where, "config is not a JSON object");
-  const std::string type = config_field_or<std::string>(j, where, "model_type", "llama");
+  const std::string type = json_field_or<std::string>(j, where, "model_type", "llama");
   if (type != "llama" && type != "mistral" && type != "qwen2")
     fail(where, "field 'model_type' is '" + type + "'; supported: llama, mistral, qwen2");
   LlamaConfig c;
-  c.hidden_size = config_field<int>(j, where, "hidden_size");
-  c.intermediate_size = config_field<int>(j, where, "intermediate_size");
-  c.n_layers = config_field<int>(j, where, "num_hidden_layers");
-  c.n_heads = config_field<int>(j, where, "num_attention_heads");
-  c.n_kv_heads = config_field_or<int>(j, where, "num_key_value_heads", c.n_heads);
-  c.vocab_size = config_field<int>(j, where, "vocab_size");
-  c.max_seq_len = config_field_or<int>(j, where, "max_position_embeddings", 2048);
-  c.rope_theta = config_field_or<float>(j, where, "rope_theta", 10000.0f);
-  c.rms_norm_eps = config_field_or<float>(j, where, "rms_norm_eps", 1e-6f);
-  c.tie_word_embeddings = config_field_or<bool>(j, where, "tie_word_embeddings", false);
+  c.hidden_size = json_field<int>(j, where, "hidden_size");
+  c.intermediate_size = json_field<int>(j, where, "intermediate_size");
+  c.n_layers = json_field<int>(j, where, "num_hidden_layers");
+  c.n_heads = json_field<int>(j, where, "num_attention_heads");
+  c.n_kv_heads = json_field_or<int>(j, where, "num_key_value_heads", c.n_heads);
+  c.vocab_size = json_field<int>(j, where, "vocab_size");
+  c.max_seq_len = json_field_or<int>(j, where, "max_position_embeddings", 2048);
+  c.rope_theta = json_field_or<float>(j, where, "rope_theta", 10000.0f);
+  c.rms_norm_eps = json_field_or<float>(j, where, "rms_norm_eps", 1e-6f);
+  c.tie_word_embeddings = json_field_or<bool>(j, where, "tie_word_embeddings", false);
   c.rope_interleaved = false;
   parse_rope_scaling(j, where, c);
   // Qwen2's attention always has q/k/v biases (its config has no attention_bias field); Llama's
   // attention_bias also biases o_proj, which the forward passes do not carry.
   c.attention_bias = type == "qwen2";
-  if (type != "qwen2" && config_field_or<bool>(j, where, "attention_bias", false))
+  if (type != "qwen2" && json_field_or<bool>(j, where, "attention_bias", false))
     fail(where, "field 'attention_bias' is true; supported only as Qwen2's q/k/v biases (model_type qwen2)");
-  if (config_field_or<bool>(j, where, "mlp_bias", false)) fail(where, "field 'mlp_bias' is true; not supported");
+  if (json_field_or<bool>(j, where, "mlp_bias", false)) fail(where, "field 'mlp_bias' is true; not supported");
   // Mistral sets sliding_window directly; Qwen2 only when use_sliding_window is true.
-  if (type == "mistral" || config_field_or<bool>(j, where, "use_sliding_window", false))
-    c.sliding_window = config_field_or<int>(j, where, "sliding_window", 0);
-  if (j.contains("head_dim") && !j["head_dim"].is_null() && j["head_dim"].get<int>() * c.n_heads != c.hidden_size)
+  if (type == "mistral" || json_field_or<bool>(j, where, "use_sliding_window", false))
+    c.sliding_window = json_field_or<int>(j, where, "sliding_window", 0);
+  if (const int head_dim = json_field_or<int>(j, where, "head_dim", 0); head_dim != 0 && int64_t(head_dim) * c.n_heads != c.hidden_size)
     fail(where, "field 'head_dim' differs from hidden_size / num_attention_heads; not supported");
   check_config(c, where);
   return c;
@@ -246,9 +238,17 @@ Model load_hf_directory(const std::string& dir) {
   return m;
 }
 
+// A GGUF file by its name or its magic.
+static bool is_gguf_file(const std::string& path) {
+  if (path.size() >= 5 && path.compare(path.size() - 5, 5, ".gguf") == 0) return true;
+  auto file = MappedFile::open(path);
+  return file->size() >= 4 && std::memcmp(file->data(), "GGUF", 4) == 0;
+}
+
 Model load_model(const std::string& path) {
   if (is_directory(path)) return load_hf_directory(path);
   if (!file_exists(path)) fail(path, "no such file or directory");
+  if (is_gguf_file(path)) return load_gguf_model(path);
   return load_llama2c(path);
 }
 

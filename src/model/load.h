@@ -16,7 +16,8 @@ Model load_llama2c(const std::string& path);
 // model.safetensors.index.json). Dense F32/F16/BF16 weights, kept in their dtype and mapped.
 Model load_hf_directory(const std::string& dir);
 
-// Either of the above, by what `path` is (directory -> HF, file -> llama2.c).
+// Any of the above, by what `path` is: directory -> HF; a file named *.gguf or starting with the
+// GGUF magic -> load_gguf_model (model/gguf.h); another file -> llama2.c.
 Model load_model(const std::string& path);
 
 // config.json <-> LlamaConfig (HF LlamaForCausalLM field names); errors name `where` and the field.

@@ -2,24 +2,45 @@
 
 #include <cmath>
 #include <cstring>
+#include <iterator>
 #include <map>
 
 #include "common/error.h"
 #include "common/half.h"
+#include "layouts/ggml_blocks.h"
 #include "model/block_linears.h"
 
 namespace qb {
 
-const char* dtype_name(DType t) {
-  switch (t) {
-    case DType::F32: return "F32";
-    case DType::F16: return "F16";
-    case DType::BF16: return "BF16";
-  }
-  return "?";
-}
+namespace {
 
-size_t dtype_size(DType t) { return t == DType::F32 ? 4 : 2; }
+// The ggml type of each DType, in DType's order; names and block sizes are ggml's (ggml_blocks.h).
+constexpr ggml::Type kGgmlTypes[] = {
+    ggml::Type::F32,  ggml::Type::F16,  ggml::Type::BF16, ggml::Type::Q4_0, ggml::Type::Q4_1,
+    ggml::Type::Q5_0, ggml::Type::Q5_1, ggml::Type::Q8_0, ggml::Type::Q2_K, ggml::Type::Q3_K,
+    ggml::Type::Q4_K, ggml::Type::Q5_K, ggml::Type::Q6_K,
+};
+
+}  // namespace
+
+ggml::Type dtype_ggml_type(DType t) { return kGgmlTypes[static_cast<int>(t)]; }
+std::optional<DType> dtype_of_ggml_type(ggml::Type t) {
+  for (size_t d = 0; d < std::size(kGgmlTypes); ++d)
+    if (kGgmlTypes[d] == t) return static_cast<DType>(d);
+  return std::nullopt;
+}
+const char* dtype_name(DType t) { return ggml::type_name(dtype_ggml_type(t)); }
+bool is_block_dtype(DType t) { return dtype_block_elems(t) > 1; }
+int dtype_block_elems(DType t) { return ggml::block_elems(dtype_ggml_type(t)); }
+size_t dtype_block_bytes(DType t) { return ggml::block_bytes(dtype_ggml_type(t)); }
+
+size_t dtype_row_bytes(DType t, int64_t row_len) {
+  const int block_elems = dtype_block_elems(t);
+  if (row_len % block_elems != 0)
+    fail(dtype_name(t), "a row of " + std::to_string(row_len) + " values is not a whole number of " +
+                            std::to_string(block_elems) + "-value blocks");
+  return static_cast<size_t>(row_len / block_elems) * dtype_block_bytes(t);
+}
 
 std::vector<double> rope_inv_freq(const LlamaConfig& c) {
   const int hd = c.head_dim(), half = hd / 2;
@@ -56,19 +77,40 @@ int64_t Tensor::numel() const {
   return shape.empty() ? 0 : n;
 }
 
+size_t Tensor::nbytes() const {
+  if (shape.empty()) return 0;
+  const int64_t row_len = shape.back();
+  return static_cast<size_t>(row_len == 0 ? 0 : numel() / row_len) * dtype_row_bytes(dtype, row_len);
+}
+
 float Tensor::at(int64_t i) const {
   switch (dtype) {
     case DType::F32: return static_cast<const float*>(data)[i];
     case DType::F16: return half_to_float(static_cast<const uint16_t*>(data)[i]);
     case DType::BF16: return bf16_to_float(static_cast<const uint16_t*>(data)[i]);
+    default: break;
   }
-  return 0.0f;
+  const int block_elems = dtype_block_elems(dtype);
+  const int64_t block = i / block_elems;
+  float values[ggml::QK_K];
+  ggml::dequantize_row(dtype_ggml_type(dtype), static_cast<const uint8_t*>(data) + block * dtype_block_bytes(dtype),
+                       values, block_elems);
+  return values[i % block_elems];
 }
 
 std::vector<float> Tensor::to_float() const {
   std::vector<float> out(static_cast<size_t>(numel()));
+  // A zero dimension (GGUF and safetensors files may hold one): no buffer to copy, no row length.
+  if (out.empty()) return out;
   if (dtype == DType::F32) {
     std::memcpy(out.data(), data, out.size() * 4);
+  } else if (is_block_dtype(dtype)) {
+    const int64_t row_len = shape.back(), rows = numel() / row_len;
+    const size_t row_bytes = dtype_row_bytes(dtype, row_len);
+    const ggml::Type type = dtype_ggml_type(dtype);
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < rows; ++r)
+      ggml::dequantize_row(type, static_cast<const uint8_t*>(data) + r * row_bytes, &out[r * row_len], row_len);
   } else {
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < numel(); ++i) out[i] = at(i);
@@ -106,14 +148,16 @@ size_t quantized_stored_bytes(int64_t n, int64_t k, int bits, int group_size) {
   return packed_bytes(static_cast<size_t>(n * k), bits) + g * 2 + packed_bytes(g, bits);
 }
 
-size_t QuantizedWeight::stored_bytes() const { return quantized_stored_bytes(n, k, bits, group_size); }
+size_t QuantizedWeight::stored_bytes() const {
+  return quantized_stored_bytes(n, k, bits, group_size) + g_idx.size() * sizeof(int32_t);
+}
 
 std::vector<float> QuantizedWeight::dequantize() const {
   std::vector<float> w(static_cast<size_t>(n) * k);
 #pragma omp parallel for schedule(static)
   for (int o = 0; o < n; ++o) {
     for (int i = 0; i < k; ++i) {
-      const size_t g = static_cast<size_t>(i / group_size) * n + o;
+      const size_t g = static_cast<size_t>(group_of(i)) * n + o;
       w[static_cast<size_t>(o) * k + i] =
           (static_cast<float>(q[static_cast<size_t>(o) * k + i]) - static_cast<float>(zeros[g])) *
           half_to_float(scales[g]);
@@ -175,8 +219,21 @@ size_t Model::weight_bytes() const {
 }
 
 static void check_tensor_finite(const Tensor& t) {
-  for (int64_t i = 0; i < t.numel(); ++i)
-    if (!std::isfinite(t.at(i))) fail(t.name, "non-finite value (" + std::to_string(t.at(i)) + ") at element " + std::to_string(i));
+  auto check = [&](float v, int64_t i) {
+    if (!std::isfinite(v)) fail(t.name, "non-finite value (" + std::to_string(v) + ") at element " + std::to_string(i));
+  };
+  if (!is_block_dtype(t.dtype)) {
+    for (int64_t i = 0; i < t.numel(); ++i) check(t.at(i), i);
+    return;
+  }
+  // Row by row: at() would dequantize a whole block per element.
+  const int64_t row_len = t.shape.back(), rows = t.numel() / row_len;
+  const size_t row_bytes = dtype_row_bytes(t.dtype, row_len);
+  std::vector<float> row(static_cast<size_t>(row_len));
+  for (int64_t r = 0; r < rows; ++r) {
+    ggml::dequantize_row(dtype_ggml_type(t.dtype), static_cast<const uint8_t*>(t.data) + r * row_bytes, row.data(), row_len);
+    for (int64_t i = 0; i < row_len; ++i) check(row[i], r * row_len + i);
+  }
 }
 
 void check_finite(const Model& m) {

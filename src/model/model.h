@@ -5,6 +5,7 @@
 // and the run state each backend allocates for itself.
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -43,11 +44,20 @@ std::vector<double> rope_inv_freq(const LlamaConfig& c);
 // (sliding_window shorter than the window).
 void check_window_length(const LlamaConfig& c, int n_tokens, const std::string& where);
 
-enum class DType { F32, F16, BF16 };
-const char* dtype_name(DType t);
-size_t dtype_size(DType t);
+// Scalar dtypes, and llama.cpp's block-quantized ones (a GGUF tensor as stored: each row is
+// consecutive ggml blocks, layouts/ggml_blocks.h), which Tensor::to_float dequantizes as ggml does.
+enum class DType { F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K };
+namespace ggml { enum class Type : uint32_t; }  // layouts/ggml_blocks.h
+ggml::Type dtype_ggml_type(DType t);                          // the ggml type with this storage
+std::optional<DType> dtype_of_ggml_type(ggml::Type t);  // none for ggml types that are no DType
+const char* dtype_name(DType t);  // "F32", "F16", "BF16", "Q4_0" ... "Q6_K" (ggml's names)
+bool is_block_dtype(DType t);
+int dtype_block_elems(DType t);   // values per block: 1 for scalars, 32 or 256 for ggml blocks
+size_t dtype_block_bytes(DType t);  // bytes per block (per value for scalars)
+// Bytes of a row of row_len values; fails unless row_len is a multiple of the block size.
+size_t dtype_row_bytes(DType t, int64_t row_len);
 
-// A dense tensor in its storage dtype, row-major. `owner` keeps the bytes alive (a file mapping
+// A tensor in its storage dtype, row-major (the last dimension is the row; block dtypes pack it). `owner` keeps the bytes alive (a file mapping
 // or an owned buffer), so copies are cheap and share the data.
 struct Tensor {
   std::string name;  // HF name, e.g. "model.layers.0.self_attn.q_proj.weight"
@@ -57,16 +67,19 @@ struct Tensor {
   std::shared_ptr<const void> owner;
 
   int64_t numel() const;
-  size_t nbytes() const { return static_cast<size_t>(numel()) * dtype_size(dtype); }
-  float at(int64_t i) const;          // element i widened to float
+  size_t nbytes() const;
+  float at(int64_t i) const;          // element i widened to float (its block dequantized)
   std::vector<float> to_float() const;
   static Tensor from_float(std::string name, std::vector<int64_t> shape, const std::vector<float>& values,
                            DType dtype);
 };
 
 // Group-wise affine integer weights for y = x W^T, W [n, k] (n = out_features, k = in_features):
-//   W[o][i] = (q[o][i] - zero[g][o]) * scale[g][o],  g = i / group_size
+//   W[o][i] = (q[o][i] - zero[g][o]) * scale[g][o],  g = i / group_size  (or g_idx[i])
 // The last group is shorter when group_size does not divide k; group_size == k is per-channel.
+// GPTQ checkpoints quantized with act-order and no static groups (quant/gptq_format.h) assign
+// input channels to groups out of order: g_idx holds each channel's group. The CPU dequantizes
+// them; the GPU's W4A16 kernels take contiguous groups only and refuse them.
 // Codes are kept unpacked (one byte each) so that every bit width 2..8 shares one representation;
 // the AutoAWQ checkpoint format (4-bit only) packs them on write, see quant/awq_format.h.
 struct QuantizedWeight {
@@ -77,9 +90,11 @@ struct QuantizedWeight {
   std::vector<uint8_t> q;        // [n, k] codes in 0 .. 2^bits - 1
   std::vector<uint16_t> scales;  // [n_groups, n] FP16 bits
   std::vector<uint8_t> zeros;    // [n_groups, n] integer zero points
+  std::vector<int32_t> g_idx;    // [k] group of each input channel; empty: i / group_size
 
   int n_groups() const { return (k + group_size - 1) / group_size; }
-  size_t stored_bytes() const;  // quantized_stored_bytes(n, k, bits, group_size)
+  int group_of(int i) const { return g_idx.empty() ? i / group_size : g_idx[i]; }
+  size_t stored_bytes() const;  // quantized_stored_bytes(n, k, bits, group_size), + int32 g_idx when present
   std::vector<float> dequantize() const;  // [n, k]
 };
 

@@ -7,7 +7,7 @@
 namespace qb {
 
 std::vector<CatalogModel> parse_catalog_models(const nlohmann::json& catalog, const std::string& where) {
-  if (!catalog.is_object() || catalog.value("schema", "") != "quantbench.model_shapes")
+  if (!catalog.is_object() || catalog.value("schema", nlohmann::json()) != "quantbench.model_shapes")
     fail(where, "not a model-shape catalog (schema must be \"quantbench.model_shapes\")");
   if (!catalog.contains("models") || !catalog["models"].is_array() || catalog["models"].empty())
     fail(where, "'models' must be a non-empty array");

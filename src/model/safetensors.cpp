@@ -2,12 +2,15 @@
 
 #include <algorithm>
 #include <cstring>
+#include <filesystem>
+#include <limits>
 #include <set>
 
 #include <nlohmann/json.hpp>
 
 #include "common/error.h"
 #include "common/files.h"
+#include "common/json_fields.h"
 
 namespace qb {
 
@@ -25,6 +28,11 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : file_(MappedFile::op
   if (header_len > size - 8)
     fail(path, "safetensors header length " + std::to_string(header_len) + " exceeds the file (" +
                    std::to_string(size) + " bytes)");
+  // The reference reader's limit: parsing JSON takes several times its size in memory.
+  constexpr uint64_t kMaxHeaderBytes = 100'000'000;
+  if (header_len > kMaxHeaderBytes)
+    fail(path, "safetensors header length " + std::to_string(header_len) + " exceeds the limit of " +
+                   std::to_string(kMaxHeaderBytes) + " bytes");
   nlohmann::json header;
   try {
     header = nlohmann::json::parse(file_->data() + 8, file_->data() + 8 + header_len);
@@ -57,18 +65,30 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : file_(MappedFile::op
       fail(where, "data_offsets [" + std::to_string(begin) + ", " + std::to_string(end) +
                       ") out of range (data section is " + std::to_string(data_size) + " bytes)");
     if (!v["shape"].is_array()) fail(where, "shape is not an array");
-    uint64_t numel = 1;
+    // Multiplied with overflow checks: a shape claiming 2^64 elements must not wrap to the span.
+    uint64_t nbytes = elem;
+    bool overflow = false;
     for (const auto& d : v["shape"]) {
-      if (!d.is_number_unsigned()) fail(where, "shape has a non-integer or negative dimension");
+      if (!d.is_number_unsigned() || d.get<uint64_t>() > uint64_t(std::numeric_limits<int64_t>::max()))
+        fail(where, "shape has a non-integer, negative or oversized dimension " + d.dump());
       e.shape.push_back(d.get<int64_t>());
-      numel *= d.get<uint64_t>();
+      overflow = overflow || __builtin_mul_overflow(nbytes, d.get<uint64_t>(), &nbytes);
     }
-    if (numel * elem != end - begin)
+    if (overflow || nbytes != end - begin)
       fail(where, "data_offsets span " + std::to_string(end - begin) + " bytes but shape x " + e.dtype + " needs " +
-                      std::to_string(numel * elem));
+                      (overflow ? std::string("more than 2^64") : std::to_string(nbytes)));
     e.data = data + begin;
     e.nbytes = end - begin;
     entries_[name] = e;
+  }
+  // Tensors may not share bytes (the format forbids it; a writer that overlaps them is broken).
+  std::vector<std::pair<const uint8_t*, const std::string*>> starts;
+  for (const auto& [name, e] : entries_) starts.push_back({e.data, &name});
+  std::sort(starts.begin(), starts.end());
+  for (size_t i = 1; i < starts.size(); ++i) {
+    const SafetensorsEntry& before = entries_.at(*starts[i - 1].second);
+    if (before.data + before.nbytes > starts[i].first)
+      fail(path + ": tensor '" + *starts[i].second + "'", "data_offsets overlap tensor '" + *starts[i - 1].second + "'");
   }
 }
 
@@ -76,6 +96,29 @@ const SafetensorsEntry& SafetensorsFile::get(const std::string& name) const {
   auto it = entries_.find(name);
   if (it == entries_.end()) fail(path(), "missing tensor '" + name + "'");
   return it->second;
+}
+
+// `dir`/`shard`, refused unless it stays inside the model directory: no absolute name, no '..',
+// no symlink out. In an HF hub cache (.../models--org--name/snapshots/<revision>/) the files are
+// links into the entry's blobs/, so there the entry is the directory they must stay inside.
+static std::string confined_shard_path(const std::string& dir, const std::string& shard, const std::string& where) {
+  namespace fs = std::filesystem;
+  const fs::path name(shard);
+  auto refuse = [&](const std::string& why) {
+    fail(where, "shard \"" + shard + "\" " + why + "; shards must be files inside " + dir);
+  };
+  if (shard.empty() || name.is_absolute() || name.has_root_name()) refuse("is not a relative file name");
+  for (const auto& part : name)
+    if (part == "..") refuse("leaves the directory");
+  std::error_code ec;
+  fs::path root = fs::canonical(dir, ec);
+  if (ec) fail(dir, "cannot resolve the model directory: " + ec.message());
+  if (root.parent_path().filename() == "snapshots") root = root.parent_path().parent_path();
+  const fs::path resolved = fs::canonical(fs::path(dir) / name, ec);
+  if (ec) return dir + "/" + shard;  // missing: opening it gives the error naming it
+  const fs::path inside = resolved.lexically_relative(root);
+  if (inside.empty() || *inside.begin() == "..") refuse("resolves to " + resolved.string() + ", outside it");
+  return dir + "/" + shard;
 }
 
 SafetensorsDirectory::SafetensorsDirectory(const std::string& dir) : dir_(dir) {
@@ -87,8 +130,7 @@ SafetensorsDirectory::SafetensorsDirectory(const std::string& dir) : dir_(dir) {
     if (!index.contains("weight_map") || !index["weight_map"].is_object())
       fail(index_path, "missing object 'weight_map'");
     for (const auto& [name, shard] : index["weight_map"].items()) {
-      if (!shard.is_string()) fail(index_path, "weight_map['" + name + "'] is not a file name");
-      shard_of[name] = shard.get<std::string>();
+      shard_of[name] = json_as<std::string>(shard, index_path, "weight_map[\"" + name + "\"]");
       shards.insert(shard_of[name]);
     }
   } else if (file_exists(dir + "/model.safetensors")) {
@@ -97,8 +139,9 @@ SafetensorsDirectory::SafetensorsDirectory(const std::string& dir) : dir_(dir) {
     fail(dir, "no model.safetensors or model.safetensors.index.json");
   }
   std::map<std::string, std::shared_ptr<const SafetensorsFile>> files;
+  const std::string listed_in = shard_of.empty() ? dir : index_path;
   for (const std::string& shard : shards) {
-    auto file = std::make_shared<const SafetensorsFile>(dir + "/" + shard);
+    auto file = std::make_shared<const SafetensorsFile>(confined_shard_path(dir, shard, listed_in));
     for (const auto& [name, entry] : file->entries()) {
       auto [it, added] = file_of_.emplace(name, file);
       if (!added) fail(file->path(), "tensor '" + name + "' is also in " + it->second->path());

@@ -5,6 +5,7 @@
 #include <functional>
 
 #include "common/error.h"
+#include "common/interrupt.h"
 
 namespace qb {
 
@@ -65,6 +66,7 @@ ScaleSearch search_group_scale(const CpuLayer& fp16, const std::vector<int>& mem
   double best_loss = INFINITY;
   std::vector<float> s(k), scaled;
   for (int step = 0; step < options.n_grid; ++step) {
+    throw_if_interrupted();
     const double alpha = static_cast<double>(step) / options.n_grid;
     for (int i = 0; i < k; ++i) s[i] = std::max(static_cast<float>(std::pow(x_mean[i], alpha)), 1e-4f);
     const auto [lo, hi] = std::minmax_element(s.begin(), s.end());
@@ -240,6 +242,7 @@ AwqBlockResult awq_search_block(const LlamaConfig& c, const CpuLayer& fp16, cons
     const std::vector<float>* inputs[kNumLinears] = {&in.attn_in, &in.attn_in, &in.attn_in, &in.o_in,
                                                      &in.mlp_in,  &in.mlp_in,  &in.down_in};
     for (int t : {kV, kO, kGate, kUp, kDown}) {
+      throw_if_interrupted();
       const auto [n, k] = dims[t];
       int n_tokens = 0;
       const std::vector<float> x =

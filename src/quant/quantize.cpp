@@ -7,11 +7,14 @@
 
 #include "common/error.h"
 #include "common/half.h"
+#include "common/interrupt.h"
 #include "common/progress.h"
 #include "model/block_linears.h"
 #include "model/cpu_forward.h"
 #include "quant/awq.h"
 #include "quant/calibration.h"
+#include "quant/gguf_quantize.h"
+#include "quant/gptq.h"
 #include "quant/rtn.h"
 #include "quant/rtn_keep.h"
 
@@ -83,6 +86,7 @@ void quantize_rtn_model(const Model& fp16, const QuantSpec& spec, QuantizeResult
     const auto dims = linear_dims(fp16.config);
     const auto linears = block_linears(result.model.layers[i]);
     for (int t = 0; t < kNumLinears; ++t) {
+      throw_if_interrupted();
       const std::string name = linear_hf_name(i, t);
       const auto [n, k] = dims[t];
       const std::vector<float> w = dense_weights(*linears[t], name);
@@ -144,6 +148,7 @@ void quantize_awq_model(const Model& fp16, const QuantizeOptions& options, const
   const LlamaConfig& c = fp16.config;
   const CalibrationSet calib = load_model_calibration(fp16, options, tokenizer, "awq");
   result.quantization["calibration"] = calib.provenance;
+  result.quantization["calibration"]["chain"] = options.chain_quantized ? "quantized" : "fp16";
   const auto dims = linear_dims(c);
   const bool o_scaled = dims[kV] == dims[kO];
   result.quantization["search"] = {
@@ -320,16 +325,112 @@ void quantize_rtn_keep_model(const Model& fp16, const QuantizeOptions& options, 
   progress.finish();
 }
 
+// GPTQ (quant/gptq.h) block by block on the quantized chain: each group of linears that shares an
+// input (q/k/v, o, gate/up, down) gets one Hessian from the inputs the block produces with the
+// groups before it already quantized (AutoGPTQ's true_sequential), and the next block's input is
+// this block's output with all seven linears quantized.
+void quantize_gptq_model(const Model& fp16, const QuantizeOptions& options, const QuantSpec& spec,
+                         const Tokenizer* tokenizer, QuantizeResult& result) {
+  const LlamaConfig& c = fp16.config;
+  const CalibrationSet calib = load_model_calibration(fp16, options, tokenizer, "gptq");
+  result.quantization["calibration"] = calib.provenance;
+  result.quantization["calibration"]["chain"] = "quantized";
+  GptqOptions gptq;
+  gptq.spec = spec;
+  gptq.damp_percent = options.gptq_damp;
+  gptq.act_order = options.act_order;
+  result.quantization["search"] = {
+      {"hessian", "H = 2/N X^T X over the calibration tokens of each linear's input; dead columns (H_ii = 0) "
+                  "zeroed"},
+      {"damp_percent", gptq.damp_percent},
+      {"desc_act", gptq.act_order},
+      {"static_groups", gptq.act_order},
+      {"true_sequential", true},
+      {"block_size", gptq.block_size},
+      {"grid", "RTN's (scale from the group's min/max, FP16-rounded), found on the updated weights when a group "
+               "starts (static groups: before any update)"}};
+  const auto dims = linear_dims(c);
+  const int n_seq = calib.n_samples, seq_len = calib.seq_len;
+  const long rows = static_cast<long>(n_seq) * seq_len;
+  std::vector<float> x = embed_tokens(fp16, calib.tokens);
+  std::fprintf(stderr, "gptq: %d calibration samples x %d tokens from %s; %d blocks\n", n_seq, seq_len,
+               options.calib_path.c_str(), c.n_layers);
+  const std::vector<std::vector<int>> stages = {{kQ, kK, kV}, {kO}, {kGate, kUp}, {kDown}};
+  Progress progress("gptq", c.n_layers);
+  for (int i = 0; i < c.n_layers; ++i) {
+    const auto start = std::chrono::steady_clock::now();
+    const CpuLayer fp = widen_layer(fp16.layers[i]);
+    CpuLayer gptq_layer = fp, rtn_layer = fp;  // linears replaced by their dequantized weights
+    const auto fp_weights = block_linears(fp);
+    const auto gptq_weights = block_linears(gptq_layer);
+    const auto rtn_weights = block_linears(rtn_layer);
+    const auto linears = block_linears(result.model.layers[i]);
+    int dead = 0;
+    for (const std::vector<int>& stage : stages) {
+      BlockInputs inputs;
+      std::vector<float> y = x;
+      block_forward(c, gptq_layer, y.data(), n_seq, seq_len, &inputs);
+      const std::vector<float>& stage_in = *linear_inputs(inputs)[stage[0]];
+      const int k = dims[stage[0]].second;
+      const std::vector<double> hessian = gptq_hessian(stage_in.data(), rows, k);
+      const std::vector<float> x_sample = sample_rows(stage_in, k, kErrorSampleTokens);
+      for (int t : stage) {
+        const std::string name = linear_hf_name(i, t);
+        const int n = dims[t].first;
+        const std::vector<float>& w = *fp_weights[t];
+        GptqLayerResult q = gptq_quantize(w.data(), n, k, hessian, gptq, name);
+        dead = std::max(dead, q.dead_columns);
+        *gptq_weights[t] = q.weight.dequantize();
+        *rtn_weights[t] = fake_quantized(w, n, k, spec, nullptr, name);
+        linears[t]->quant = std::make_shared<const QuantizedWeight>(std::move(q.weight));
+        linears[t]->dense = Tensor{};
+        result.layers.push_back({{"name", name},
+                                 {"alpha", nullptr},
+                                 {"clip_ratio", nullptr},
+                                 {"dead_columns", q.dead_columns},
+                                 {"weight_error_rtn", relative_error(*rtn_weights[t], w)},
+                                 {"weight_error", relative_error(*gptq_weights[t], w)},
+                                 {"output_error_rtn", output_error(x_sample, w, *rtn_weights[t], n, k)},
+                                 {"output_error", output_error(x_sample, w, *gptq_weights[t], n, k)}});
+      }
+    }
+    std::vector<float> y_fp = x, y_rtn = x, y_gptq = x;
+    block_forward(c, fp, y_fp.data(), n_seq, seq_len);
+    block_forward(c, rtn_layer, y_rtn.data(), n_seq, seq_len);
+    block_forward(c, gptq_layer, y_gptq.data(), n_seq, seq_len);
+    const double err_rtn = block_error(y_rtn, y_fp, x), err_gptq = block_error(y_gptq, y_fp, x);
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    result.blocks.push_back(
+        {{"block", i}, {"seconds", seconds}, {"output_error_rtn", err_rtn}, {"output_error", err_gptq}});
+    char line[256];
+    std::snprintf(line, sizeof(line),
+                  "gptq: block %d/%d: block output error (relative to its update) rtn %.4g gptq %.4g; %d dead input "
+                  "channels at most; %.2f s",
+                  i + 1, c.n_layers, err_rtn, err_gptq, dead, seconds);
+    progress.note(line);
+    x.swap(y_gptq);
+    progress.advance();
+  }
+  progress.finish();
+}
+
 }  // namespace
 
 const char* family_name(MethodFamily f) {
-  static constexpr const char* kNames[] = {"fp16", "rtn", "awq", "rtn-keep"};  // MethodFamily's order
+  static constexpr const char* kNames[] = {"fp16", "rtn", "awq", "rtn-keep", "gptq", "gguf"};  // MethodFamily's order
   return kNames[static_cast<int>(f)];
 }
 
 QuantizeResult quantize_model(const Model& fp16_model, const QuantizeOptions& options, const Tokenizer* tokenizer) {
-  const QuantSpec spec = spec_of(options);
   if (options.family == MethodFamily::Fp16) fail("quantize", "fp16 is the unquantized reference, not a quantizer");
+  if (options.family == MethodFamily::Gguf) {  // llama.cpp's own types and mixes: no bits / group options
+    QuantizeResult result;
+    result.layers = nlohmann::json::array();
+    result.blocks = nlohmann::json::array();
+    quantize_gguf_model(fp16_model, options, result);
+    return result;
+  }
+  const QuantSpec spec = spec_of(options);
   const bool awq = options.family == MethodFamily::Awq;
   QuantizeResult result;
   result.model = fp16_model;
@@ -343,12 +444,17 @@ QuantizeResult quantize_model(const Model& fp16_model, const QuantizeOptions& op
                          {"search", nullptr}};
   result.layers = nlohmann::json::array();
   result.blocks = nlohmann::json::array();
+  const auto start = std::chrono::steady_clock::now();
   if (awq)
     quantize_awq_model(fp16_model, options, spec, tokenizer, result);
   else if (options.family == MethodFamily::RtnKeep)
     quantize_rtn_keep_model(fp16_model, options, spec, tokenizer, result);
+  else if (options.family == MethodFamily::Gptq)
+    quantize_gptq_model(fp16_model, options, spec, tokenizer, result);
   else
     quantize_rtn_model(fp16_model, spec, result);
+  // Calibration (tokenizing, block forwards) included: what a user waits for, per method.
+  result.quantization["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return result;
 }
 

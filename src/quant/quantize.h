@@ -1,6 +1,6 @@
 #pragma once
 // Quantizing a model's block linears with RTN, RTN keeping some input channels in FP16
-// (quant/rtn_keep.h) or AWQ: the API the CLI (`quantize`, `eval`) uses.
+// (quant/rtn_keep.h), AWQ or GPTQ: the API the CLI (`quantize`, `eval`) uses.
 // Embeddings, norms and lm_head stay as they are in the FP16 model (AWQ paper); the linear
 // layers of every block become QuantizedWeight. AWQ additionally rescales the norm weights (the
 // folded 1/s), which stay in the source dtype.
@@ -10,6 +10,10 @@
 // input with the block before scaling, clipping or quantizing it; AutoAWQ does the same).
 // QuantizeOptions::chain_quantized feeds the AWQ-quantized block's output instead (GPTQ-style),
 // so later blocks are searched on the activations the quantized model will really see.
+// GPTQ (quant/gptq.h) always calibrates on the quantized chain, as the GPTQ reference does: block
+// i+1's inputs are block i's output with its linears already GPTQ-quantized, and inside a block
+// each group of linears (q/k/v, o, gate/up, down) sees the inputs of the block with the earlier
+// groups quantized (AutoGPTQ's true_sequential, its default).
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -21,11 +25,15 @@
 namespace qb {
 
 // The weight formats this project compares: the FP16 reference and the quantizer families.
-enum class MethodFamily { Fp16, Rtn, Awq, RtnKeep };
-const char* family_name(MethodFamily f);  // "fp16" | "rtn" | "awq" | "rtn-keep", as run documents name it
+// Gptq: quant/gptq.h. Gguf: llama.cpp's block formats and mixes (quant/gguf_quantize.h), made by
+// llama.cpp's reference quantizers (layouts/ggml_quants.h); unlike the others it also quantizes
+// embed_tokens and lm_head, as llama-quantize does, and takes no bits / group options.
+enum class MethodFamily { Fp16, Rtn, Awq, RtnKeep, Gptq, Gguf };
+// "fp16" | "rtn" | "awq" | "rtn-keep" | "gptq" | "gguf", as run documents name it
+const char* family_name(MethodFamily f);
 
 struct QuantizeOptions {
-  MethodFamily family = MethodFamily::Rtn;  // Rtn, RtnKeep or Awq
+  MethodFamily family = MethodFamily::Rtn;  // Rtn, RtnKeep, Awq, Gptq or Gguf
   int bits = 4;                // 2 .. 8
   int group_size = 128;        // > 0, or -1 per output channel
   bool symmetric = false;
@@ -38,19 +46,22 @@ struct QuantizeOptions {
   bool force_calib = false;    // allow calib_path == eval_path
   std::string eval_path;       // the evaluation file: refused as calibration unless forced
   bool chain_quantized = false;  // AWQ: next block's calibration input from the quantized block
+  double gptq_damp = 0.01;     // Gptq: dampening, this fraction of the mean of diag(H) added to it
+  bool act_order = false;      // Gptq: columns by descending diag(H) (desc_act), static groups
+  std::string gguf_type;       // Gguf: a llama.cpp type or mix as llama-quantize names it ("q4_0", "q4_k_m")
 };
 
 struct QuantizeResult {
   Model model;
   // {"method", "bits", "group_size", "zero_point", "symmetric", "clip", "calibration": null | {...},
-  //  "search": null | {...}}, and for rtn-keep "keep": {"by", "fraction", "channels_per_linear",
+  //  "search": null | {...}, "seconds": wall time of the quantizer}, and for rtn-keep "keep": {"by", "fraction", "channels_per_linear",
   //  "seed" (random only, else null)}: the run document's "quantization" object.
   nlohmann::json quantization;
   // One entry per linear layer: {"name", "alpha", "clip_ratio", "weight_error_rtn", "weight_error",
   // "output_error_rtn", "output_error"} (errors relative: ||W_hat - W||^2 / ||W||^2 and
   // ||X W_hat^T - X W^T||^2 / ||X W^T||^2 on calibration inputs; null where not measured).
   nlohmann::json layers;
-  // AWQ only: one entry per block {"block", "seconds", "output_error_rtn", "output_error"}, the
+  // AWQ and GPTQ: one entry per block {"block", "seconds", "output_error_rtn", "output_error"}, the
   // relative error of the whole block's output on its calibration inputs.
   nlohmann::json blocks;
 };

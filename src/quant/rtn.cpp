@@ -44,8 +44,7 @@ bool quantize_group(const float* w, int len, const QuantSpec& spec, float clip, 
   }
   if (z < 0) z = static_cast<int>(std::clamp(std::nearbyint(-lo / scale), 0.0f, static_cast<float>(max_code)));
   for (int i = 0; i < len; ++i) {
-    const float q = std::clamp(std::nearbyint(clipped(w[i]) / scale) + static_cast<float>(z), 0.0f,
-                               static_cast<float>(max_code));
+    const float q = grid_code(clipped(w[i]), scale, z, max_code);
     if (codes) codes[i] = static_cast<uint8_t>(q);
     if (w_hat) w_hat[i] = (q - static_cast<float>(z)) * scale;
   }

@@ -11,6 +11,8 @@
 // round() is round-half-to-even, as torch.round. The scale is rounded to FP16 before the codes are
 // computed, so dequantization on every backend gives the same numbers as here. Groups run along k;
 // when group_size does not divide k the last group is shorter.
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <string>
 
@@ -45,5 +47,11 @@ void fake_quantize(const float* w, int n, int k, const QuantSpec& spec, float* w
 // scale is not a finite FP16 number (callers report it outside their parallel loops).
 bool quantize_group(const float* w, int len, const QuantSpec& spec, float clip, uint8_t* codes, uint16_t* scale_bits,
                     uint8_t* zero, float* w_hat);
+
+// The code of one weight on a group's grid (scale: the FP16-rounded value): clamp(round(w / scale)
+// + zero, 0, max_code), round-half-to-even. quantize_group and GPTQ (quant/gptq.h) share it.
+inline float grid_code(float w, float scale, int zero, int max_code) {
+  return std::clamp(std::nearbyint(w / scale) + static_cast<float>(zero), 0.0f, static_cast<float>(max_code));
+}
 
 }  // namespace qb

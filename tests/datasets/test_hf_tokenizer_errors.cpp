@@ -2,6 +2,9 @@
 // and the file; a small BPE written here shows the pipeline end to end without shared data.
 #include <catch2/catch.hpp>
 
+#include <functional>
+
+#include "common/error.h"
 #include "common/files.h"
 #include "datasets/hf_tokenizer.h"
 #include "random_model.h"
@@ -58,4 +61,31 @@ TEST_CASE("unimplemented features are errors naming the feature and the file") {
   no_vocab["model"].erase("vocab");
   const std::string no_vocab_path = write_tokenizer(no_vocab, "novocab");
   CHECK_THROWS_WITH(open_tokenizer(no_vocab_path), Catch::StartsWith(no_vocab_path + ": malformed tokenizer.json: "));
+}
+
+TEST_CASE("hostile vocab, merges and added tokens name the file and the field (issue 13)") {
+  auto error_with = [](const std::function<void(nlohmann::json&)>& edit) -> std::string {
+    nlohmann::json j = tiny_tokenizer();
+    edit(j);
+    const std::string path = write_tokenizer(j, "hostile");
+    try {
+      open_tokenizer(path);
+    } catch (const Error& e) {
+      const std::string message = e.what();
+      CHECK(message.rfind(path + ": ", 0) == 0);
+      return message.substr(path.size() + 2);
+    }
+    return "no error";
+  };
+  CHECK(error_with([](auto& j) { j["model"]["vocab"]["b"] = "one"; }) ==
+        "field 'model.vocab[\"b\"]' is a string \"one\", expected a 32-bit integer");
+  // A negative id used to index the id -> token table; a huge one sized it.
+  CHECK(error_with([](auto& j) { j["model"]["vocab"]["b"] = -1; }) == "field 'model.vocab[\"b\"]' is -1, outside [0, 2^24)");
+  CHECK(error_with([](auto& j) { j["model"]["vocab"]["b"] = 2147483647; }) ==
+        "field 'model.vocab[\"b\"]' is 2147483647, outside [0, 2^24)");
+  CHECK(error_with([](auto& j) { j["model"]["merges"] = nlohmann::json::array({nlohmann::json::array({"a", 1})}); }) ==
+        "field 'model.merges[0][1]' is an integer 1, expected a string");
+  CHECK(error_with([](auto& j) { j["model"]["merges"] = nlohmann::json::array({nlohmann::json::array({"a", "b", "c"})}); }) == "merge [\"a\",\"b\",\"c\"] is not two tokens");
+  CHECK(error_with([](auto& j) { j["added_tokens"][0]["id"] = "4"; }) ==
+        "field 'added_tokens[].id' is a string \"4\", expected a 32-bit integer");
 }

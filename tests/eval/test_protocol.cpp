@@ -84,3 +84,50 @@ TEST_CASE("a split shorter than one window and bad options are refused") {
   p.max_windows = -1;
   CHECK_THROWS_WITH(validate_protocol(p), Catch::Contains("max_windows must be >= 0"));
 }
+
+TEST_CASE("llama.cpp: disjoint chunks of the BOS-prefixed stream, first token overwritten, second half scored") {
+  // As llama-perplexity (b4747): tokens = [BOS] + text; chunk i = tokens[i*ctx, (i+1)*ctx) with
+  // tokens[i*ctx] replaced by BOS; logits at ctx/2 .. ctx-2 predict targets ctx/2+1 .. ctx-1.
+  ProtocolOptions p;
+  p.kind = ProtocolKind::LlamaCpp;
+  p.ctx = 8;
+  const auto w = plan_windows(iota_tokens(30), 1, p, "d.txt");  // stream [1, 10..39] of 31 -> 3 chunks, 7 dropped
+  REQUIRE(w.size() == 3);
+  CHECK(w[0].tokens == std::vector<int>{1, 10, 11, 12, 13, 14, 15, 16});
+  CHECK(w[1].tokens == std::vector<int>{1, 18, 19, 20, 21, 22, 23, 24});  // 17 overwritten, not shifted
+  CHECK(w[2].tokens == std::vector<int>{1, 26, 27, 28, 29, 30, 31, 32});  // 33..39 (the tail) dropped
+  for (const auto& x : w) CHECK(x.first_scored == 5);                     // targets 5, 6, 7: ctx/2 - 1 per chunk
+  p.max_windows = 2;  // --chunks 2
+  CHECK(plan_windows(iota_tokens(30), 1, p, "d.txt").size() == 2);
+  p.max_windows = 0;
+  p.ctx = 9;  // odd: first = 4, targets 5..8
+  CHECK(plan_windows(iota_tokens(30), 1, p, "d.txt").front().first_scored == 5);
+
+  const nlohmann::json j = protocol_json(p, 1);
+  CHECK(j["name"] == "llama.cpp");
+  CHECK(j["stride"] == 9);
+  CHECK(j["scored"].get<std::string>().find("targets 5..8 of each chunk (4 per chunk)") != std::string::npos);
+  CHECK(j["bos"].get<std::string>().find("overwritten with BOS") != std::string::npos);
+}
+
+TEST_CASE("llama.cpp: no BOS to overwrite without one; short splits and foreign options refused") {
+  ProtocolOptions p;
+  p.kind = ProtocolKind::LlamaCpp;
+  p.ctx = 4;
+  const auto w = plan_windows(iota_tokens(9), -1, p, "d.txt");
+  REQUIRE(w.size() == 2);
+  CHECK(w[1].tokens == std::vector<int>{14, 15, 16, 17});
+  CHECK(w[1].first_scored == 3);
+  // llama-perplexity needs 2 * n_ctx tokens (BOS included).
+  CHECK_THROWS_WITH(plan_windows(iota_tokens(6), 1, p, "short.txt"),
+                    Catch::Contains("short.txt: 7 tokens (BOS included); the llama.cpp protocol needs at least 2 * ctx = 8"));
+  CHECK(plan_windows(iota_tokens(7), 1, p, "d.txt").size() == 2);
+  p.stride = 2;
+  CHECK_THROWS_WITH(validate_protocol(p), Catch::Contains("llama.cpp: chunks are disjoint"));
+  p.stride = 0;
+  p.bos = BosPlacement::Window;
+  CHECK_THROWS_WITH(validate_protocol(p), Catch::Contains("llama.cpp: BOS is its own"));
+  p.bos = BosPlacement::Split;
+  p.ctx = 3;
+  CHECK_THROWS_WITH(validate_protocol(p), Catch::Contains("llama.cpp: ctx must be at least 4"));
+}

@@ -67,3 +67,12 @@ TEST_CASE("kept FP16 columns (rtn-keep) are refused by layer: they run on the CP
   CHECK_THROWS_WITH(make_cuda_backend(quantize_model(random_fp16(384), o, nullptr).model),
                     "model.layers.0.self_attn.q_proj: kept FP16 columns are evaluated on the CPU only");
 }
+
+TEST_CASE("act-order groups (a GPTQ g_idx) are refused by layer: they run on the CPU only") {
+  Model m = rtn(random_fp16(384), 4, 128);
+  QuantizedWeight q = *m.layers[0].o_proj.quant;
+  q.g_idx.resize(q.k);
+  for (int i = 0; i < q.k; ++i) q.g_idx[i] = i % q.n_groups();
+  m.layers[0].o_proj.quant = std::make_shared<const QuantizedWeight>(q);
+  CHECK_THROWS_WITH(make_cuda_backend(m), Catch::StartsWith("model.layers.0.self_attn.o_proj: act-order groups"));
+}

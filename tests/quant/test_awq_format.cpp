@@ -215,7 +215,7 @@ TEST_CASE("sharded HF and AWQ directories are validated by one reader with the s
       [](auto&, auto& index) { index.erase("weight_map"); },
   };
   const std::string expected[] = {
-      "<dir>/model.safetensors.index.json: weight_map['model.norm.weight'] is not a file name",
+      "<dir>/model.safetensors.index.json: field 'weight_map[\"model.norm.weight\"]' is an integer 3, expected a string",
       "<dir>/model-00003-of-00003.safetensors: cannot open",
       "<dir>/model-00002-of-00002.safetensors: tensor 'model.embed_tokens.weight' is also in "
       "<dir>/model-00001-of-00002.safetensors",

@@ -125,9 +125,10 @@ TEST_CASE("messages name the pointer and the problem") {
   doc["methods"][1]["quality"].erase("kl_mean");
   CHECK(error_of([&] { validate_run(doc, "run.json"); }) == "run.json: /methods/1/quality/kl_mean: missing (required)");
   doc = qb::test::eval_fixture();
-  doc["methods"][0]["method"] = "gptq";
+  doc["methods"][0]["method"] = "qat";
   CHECK(error_of([&] { validate_run(doc, "run.json"); }) ==
-        "run.json: /methods/0/method: \"gptq\" is not one of [\"fp16\",\"rtn\",\"awq\",\"rtn-keep\"]");
+        "run.json: /methods/0/method: \"qat\" is not one of [\"fp16\",\"rtn\",\"awq\",\"rtn-keep\",\"gptq\","
+        "\"gguf\"]");
   doc = qb::test::eval_fixture();
   doc["methods"][3]["quality"]["top1_agreement"] = 1.5;
   CHECK(error_of([&] { validate_run(doc, "run.json"); }) == "run.json: /methods/3/quality/top1_agreement: 1.5 is above the maximum 1");
