@@ -40,7 +40,9 @@ nlohmann::json model_json(const Model& m) {
           {"weight_bytes_by_dtype", bytes_by_dtype_json(m.weight_bytes_by_dtype())}};
 }
 
-nlohmann::json method_json(const EvaluatedMethod& m, const EvaluatedMethod& reference, size_t windows) {
+// parameters: the model's trainable parameters, for the bits each weight costs as stored.
+nlohmann::json method_json(const EvaluatedMethod& m, const EvaluatedMethod& reference, size_t windows,
+                           int64_t parameters) {
   const LockstepSums& s = m.sums;
   const bool is_ref = &m == &reference;
   const double ppl = std::exp(s.nll.mean()), ref_ppl = std::exp(reference.sums.nll.mean());
@@ -67,6 +69,7 @@ nlohmann::json method_json(const EvaluatedMethod& m, const EvaluatedMethod& refe
       {"size",
        {{"weight_bytes", bytes},
         {"saving_vs_fp16", double(ref_bytes) / bytes},
+        {"bits_per_weight", 8.0 * double(bytes) / double(parameters)},
         {"bytes_by_dtype", bytes_by_dtype_json(m.bytes_by_dtype)}}},
       {"speed", {{"device", device_name(m.device)}, {"tokens_per_s", s.tokens_run / s.seconds}, {"seconds", s.seconds}}}};
   if (!m.layers.is_null()) entry["layers"] = m.layers;
@@ -107,7 +110,7 @@ nlohmann::json eval_run_document(const EvalResults& r) {
   if (!r.model || !r.dataset || r.methods.empty()) fail("eval run document", "needs the model, the dataset and methods");
   const EvaluatedMethod& reference = r.methods.front();
   nlohmann::json methods = nlohmann::json::array();
-  for (const EvaluatedMethod& m : r.methods) methods.push_back(method_json(m, reference, r.windows));
+  for (const EvaluatedMethod& m : r.methods) methods.push_back(method_json(m, reference, r.windows, r.model->parameter_count()));
   const nlohmann::json protocol = protocol_json(r.protocol, r.tokenizer_bos_id);
   return {{"schema", kRunSchemaName},
           {"schema_version", kRunSchemaVersion},

@@ -276,6 +276,88 @@ Verdict salient_channels(const json& claim, const std::vector<ClaimsRun>& runs) 
   });
 }
 
+const json* find_label(const json& run, const std::string& label) {
+  for (const json& m : run.at("methods"))
+    if (m.at("label") == label) return &m;
+  return nullptr;
+}
+
+// The number a method_vs_method claim compares and its standard error (0 where the run has none:
+// bytes, seconds, and KL in documents written before kl_stderr); nothing when the run left it null.
+std::optional<std::pair<double, double>> measure_of(const json& method, const std::string& measure) {
+  const json &q = method.at("quality"), &quant = method.at("quantization");
+  json value, se;
+  if (measure == "weight_bytes") value = method.at("size").at("weight_bytes");
+  else if (measure == "quantization_seconds") value = quant.is_object() ? quant.value("seconds", json()) : json();
+  else value = q.value(measure, json()), se = q.value(measure == "ppl" ? "ppl_stderr" : "kl_stderr", json());
+  if (!value.is_number()) return std::nullopt;
+  return std::make_pair(value.get<double>(), se.is_number() ? se.get<double>() : 0.0);
+}
+
+std::string measure_cell(const std::string& measure, double x, double se) {
+  if (measure == "weight_bytes") return with_commas(static_cast<int64_t>(x)) + " bytes";
+  if (measure == "quantization_seconds") return format_fixed(x, 2) + " s";
+  return metric_cell(x, se, measure == "ppl" ? 3 : 5);
+}
+
+// Calibration text, sample count and length, when both calibrate: what makes two quantization
+// times (calibration included) comparable.
+bool same_calibration(const json& a, const json& b) {
+  const json ca = a.at("quantization").value("calibration", json()), cb = b.at("quantization").value("calibration", json());
+  if (!ca.is_object() || !cb.is_object()) return true;
+  for (const char* key : {"sha256", "samples", "seq_len"})
+    if (ca.value(key, json()) != cb.value(key, json())) return false;
+  return true;
+}
+
+std::string measure_name(const std::string& measure) {
+  if (measure == "kl_mean") return "KL";
+  if (measure == "quantization_seconds") return "quantization time";
+  if (measure == "weight_bytes") return "weight bytes";
+  return measure;
+}
+
+// Glossary claims against GPTQ and GGUF: one number of two methods (run document labels) in the
+// same run. "lower": below the other's beyond the two standard errors combined; "not_higher": at
+// most the other's plus them (a tie holds); "within": method / versus in [min, max].
+Verdict method_vs_method(const json& claim, const std::vector<ClaimsRun>& runs) {
+  const json& c = claim.at("claimed");
+  const json& t = claim.at("tolerance");
+  const std::string method = c.at("method"), versus = c.at("versus"), measure = c.at("measure"), direction = c.at("direction");
+  return over_eval_runs(runs, "one quantbench eval run with both '" + method + "' and '" + versus + "' (e.g. --methods awq,gptq,gguf:q4_0,gguf:q4_k_m)",
+                        [&](const json& run, std::string& measured, json& numbers) -> std::optional<bool> {
+    const json *a = find_label(run, method), *b = find_label(run, versus);
+    if (!a || !b) return std::nullopt;
+    const auto x = measure_of(*a, measure), y = measure_of(*b, measure);
+    if (!x || !y) {
+      measured = measure_name(measure) + " not recorded for " + (x ? versus : method);
+      return std::nullopt;
+    }
+    if (measure == "quantization_seconds" && !same_calibration(*a, *b)) {
+      measured = method + " and " + versus + " calibrated on different text, sample counts or lengths";
+      return std::nullopt;
+    }
+    const double noise = std::hypot(x->second, y->second), ratio = x->first / y->first;
+    bool ok;
+    std::string how;
+    if (direction == "lower") {
+      ok = x->first + noise < y->first;
+      how = ok ? "lower" : x->first < y->first ? "lower, but within the combined standard error" : "not lower";
+    } else if (direction == "not_higher") {
+      ok = x->first <= y->first + noise;
+      how = !ok ? "higher" : x->first <= y->first ? "not higher" : "higher, within the combined standard error (a tie)";
+    } else {  // within: the schema admits no other direction
+      ok = ratio >= t.at("min").get<double>() && ratio <= t.at("max").get<double>();
+      how = ok ? "within the band" : "outside the band";
+    }
+    if (noise > 0) how += " (combined standard error " + format_fixed(noise, measure == "ppl" ? 3 : 5) + ")";
+    measured = measure_name(measure) + " " + method + " " + measure_cell(measure, x->first, x->second) + " vs " + versus +
+               " " + measure_cell(measure, y->first, y->second) + " (" + format_fixed(ratio, 3) + "x): " + how;
+    numbers = {{"method", x->first}, {"versus", y->first}, {"combined_stderr", noise}, {"ratio", ratio}, {"holds", ok}};
+    return ok;
+  });
+}
+
 // Claim 7: W4A16 vs FP16 cuBLAS median time on the same shape for M in [m_min, m_max].
 Verdict throughput_ratio(const json& claim, const std::vector<ClaimsRun>& runs) {
   Verdict v;
@@ -496,10 +578,7 @@ json evaluate_claims(const std::vector<json>& registries, const std::vector<Clai
       else if (metric == "throughput_ratio") v = throughput_ratio(claim, runs);
       else if (metric == "paper_ppl") v = paper_ppl(claim, runs, catalog);
       else if (metric == "hardware_fit") v = hardware_fit(claim, runs, catalog, result["fit"]);
-      else {  // needs_comparator: the schema admits no other metric
-        v.reason = claim.at("needs").at("reason");
-        v.would_test = "methods " + claim.at("needs").at("methods").dump();
-      }
+      else v = method_vs_method(claim, runs);  // the schema admits no other metric
       ++summary[v.verdict];
       result["verdicts"].push_back(verdict_json(claim, v));
     }

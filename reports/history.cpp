@@ -92,6 +92,10 @@ class Database {
     // Rollback journal (SQLite's default), not WAL: WAL's shared-memory index needs every writer
     // on one host, and a Slurm array appends from many nodes to a file on a network filesystem.
     sqlite3_busy_timeout(db_, kBusyTimeoutMs);
+    // A database file may come from someone else: its schema may not run SQL functions with side
+    // effects (triggers, views), nor be corrupted on purpose through writable_schema and the like.
+    sqlite3_db_config(db_, SQLITE_DBCONFIG_DEFENSIVE, 1, nullptr);
+    sqlite3_db_config(db_, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, nullptr);
     exec("PRAGMA foreign_keys = ON");
   }
   ~Database() { sqlite3_close(db_); }

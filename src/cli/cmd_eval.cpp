@@ -126,9 +126,10 @@ void print_summary(const nlohmann::json& run) {
     if (!q["delta_ppl_pct"].is_null())
       std::printf("  (%+.2f%%)  KL %.5f (p99 %.5f)  top-1 %.2f%%", q["delta_ppl_pct"].get<double>(),
                   q["kl_mean"].get<double>(), q["kl_p99"].get<double>(), 100.0 * q["top1_agreement"].get<double>());
-    std::printf("  %zu tokens in %zu windows  %.0f weight bytes (%.2fx)  %.0f tokens/s",
+    std::printf("  %zu tokens in %zu windows  %.0f weight bytes (%.2fx, %.2f bits/weight)  %.0f tokens/s",
                 q["tokens_scored"].get<size_t>(), q["windows"].get<size_t>(), m["size"]["weight_bytes"].get<double>(),
-                m["size"]["saving_vs_fp16"].get<double>(), m["speed"]["tokens_per_s"].get<double>());
+                m["size"]["saving_vs_fp16"].get<double>(), m["size"]["bits_per_weight"].get<double>(),
+                m["speed"]["tokens_per_s"].get<double>());
     // Quantized here (not loaded): the quantizer's wall time, calibration included.
     const auto& quantization = m["quantization"];
     if (quantization.is_object() && quantization.contains("seconds"))

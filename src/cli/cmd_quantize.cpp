@@ -59,6 +59,24 @@ GgufVocabularyOut sentencepiece_vocabulary(const std::string& tokenizer_model, c
   return v;
 }
 
+// quantize_report.json: what was quantized, how, and the bytes before and after. The bytes before
+// are the quantizer's input: `input` (the FP16 copy) when given, else the source as stored, under
+// `input_name`.
+nlohmann::json quantize_report(const std::string& model_path, const Model& source, const std::string& tokenizer_path,
+                               const QuantizeResult& result, const char* input_name, const Model* input = nullptr) {
+  return {{"schema", "quantbench.quantize"},
+          {"schema_version", "1.0"},
+          {"created", utc_timestamp()},
+          {"tool", tool_info()},
+          {"host", host_info()},
+          {"model", {{"path", model_path}, {"format", source.format}}},
+          {"tokenizer", tokenizer_path.empty() ? nlohmann::json(nullptr) : nlohmann::json(tokenizer_path)},
+          {"quantization", result.quantization},
+          {"weight_bytes", {{input_name, (input ? *input : source).weight_bytes()}, {"quantized", result.model.weight_bytes()}}},
+          {"layers", result.layers},
+          {"blocks", result.blocks}};
+}
+
 // gguf:<type>: quantizes as llama-quantize does and writes the GGUF. A GGUF source keeps its
 // metadata (llama-quantize's copy); another source gets convert_hf_to_gguf.py's.
 int run_quantize_gguf(const QuantizeOptions& options, const std::string& model_path, std::string tokenizer_path,
@@ -91,17 +109,7 @@ int run_quantize_gguf(const QuantizeOptions& options, const std::string& model_p
     metadata = llama_gguf_metadata(source, name, 1, spm ? &vocab : nullptr);
   }
   set_quantized_file_type(metadata, ft.ftype);
-  const nlohmann::json report = {{"schema", "quantbench.quantize"},
-                                 {"schema_version", "1.0"},
-                                 {"created", utc_timestamp()},
-                                 {"tool", tool_info()},
-                                 {"host", host_info()},
-                                 {"model", {{"path", model_path}, {"format", source.format}}},
-                                 {"tokenizer", tokenizer_path.empty() ? nlohmann::json(nullptr) : nlohmann::json(tokenizer_path)},
-                                 {"quantization", result.quantization},
-                                 {"weight_bytes", {{"source", source.weight_bytes()}, {"quantized", result.model.weight_bytes()}}},
-                                 {"layers", result.layers},
-                                 {"blocks", result.blocks}};
+  const nlohmann::json report = quantize_report(model_path, source, tokenizer_path, result, "source");
   if (!report_path.empty()) write_file_atomic(report_path, report.dump(2) + "\n");
   if (!out.empty()) write_gguf(out, metadata, gguf_tensors_of(result.model));
   for (const auto& f : result.quantization.at("fallbacks"))
@@ -140,17 +148,7 @@ int run_quantize(const QuantizeOptions& options, const std::string& model_path, 
   }
   const Model fp16 = to_fp16(source);
   const QuantizeResult result = quantize_model(fp16, options, tokenizer.get());
-  const nlohmann::json report = {{"schema", "quantbench.quantize"},
-                                 {"schema_version", "1.0"},
-                                 {"created", utc_timestamp()},
-                                 {"tool", tool_info()},
-                                 {"host", host_info()},
-                                 {"model", {{"path", model_path}, {"format", source.format}}},
-                                 {"tokenizer", tokenizer_path.empty() ? nlohmann::json(nullptr) : nlohmann::json(tokenizer_path)},
-                                 {"quantization", result.quantization},
-                                 {"weight_bytes", {{"fp16", fp16.weight_bytes()}, {"quantized", result.model.weight_bytes()}}},
-                                 {"layers", result.layers},
-                                 {"blocks", result.blocks}};
+  const nlohmann::json report = quantize_report(model_path, source, tokenizer_path, result, "fp16", &fp16);
   if (!report_path.empty()) write_file_atomic(report_path, report.dump(2) + "\n");
   if (!out.empty() && gptq)
     write_gptq_checkpoint(result.model, out, {tokenizer_path, report, options.act_order, options.gptq_damp});

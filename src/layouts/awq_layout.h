@@ -20,11 +20,7 @@
 // into the two 16-bit lanes, ready to become a half2 (column_pair_lanes below).
 #include <cstdint>
 
-#if defined(__CUDACC__)
-#define QB_HOST_DEVICE __host__ __device__
-#else
-#define QB_HOST_DEVICE
-#endif
+#include "layouts/host_device.h"
 
 namespace qb::awq {
 

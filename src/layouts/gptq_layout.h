@@ -26,11 +26,7 @@
 // dequantization) read it as 2^b, so such groups (all weights of one sign) differ there.
 #include <cstdint>
 
-#if defined(__CUDACC__)
-#define QB_HOST_DEVICE __host__ __device__
-#else
-#define QB_HOST_DEVICE
-#endif
+#include "layouts/host_device.h"
 
 namespace qb::gptq {
 

@@ -69,9 +69,10 @@ GptqSettings read_settings(const std::string& dir) {
     fail(where, "field '" + prefix + "bits' is " + std::to_string(s.bits) +
                     ": the GPTQ format is read for 2, 4 and 8 bits (its 3-bit layout straddles words)");
   s.group_size = required_int("group_size");
-  if (s.group_size == 0 || s.group_size < -1)
+  constexpr int kMaxGroupSize = 1 << 20;  // wider than any linear's input: beyond it the arithmetic would overflow
+  if (s.group_size == 0 || s.group_size < -1 || s.group_size > kMaxGroupSize)
     fail(where, "field '" + prefix + "group_size' is " + std::to_string(s.group_size) +
-                    ", expected a positive size or -1 (one group per output channel)");
+                    ", expected a positive size up to 2^20 or -1 (one group per output channel)");
   s.desc_act = optional("desc_act", false);
   s.sym = optional("sym", true);
   const std::string format = optional("checkpoint_format", std::string("gptq"));

@@ -85,6 +85,7 @@ TEST_CASE("eval_run_document derives quality, size and speed from the sums alone
         Approx(std::exp(2.5) * std::sqrt((1.0 / 3.0) / 4.0)));  // sample variance 1/3 of {2,2,3,3}
   CHECK(rtn["size"]["weight_bytes"] == 250);
   CHECK(rtn["size"]["saving_vs_fp16"].get<double>() == Approx(4.0));
+  CHECK(rtn["size"]["bits_per_weight"].get<double>() == Approx(8.0 * 250 / double(model.parameter_count())));
   CHECK(rtn["size"]["bytes_by_dtype"]["Q4"] == 50);
   CHECK(rtn["layers"].is_array());
   CHECK(doc["vram"]["catalog"].is_array());

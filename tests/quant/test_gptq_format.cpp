@@ -236,6 +236,10 @@ TEST_CASE("bad GPTQ checkpoints are refused in one line naming the file and the 
     CHECK_THAT(msg, Catch::StartsWith(dir + "/config.json: field 'quantization_config.group_size' is 0"));
   }
   {
+    const auto [dir, msg] = error_of(config_field("group_size", 2147483647));
+    CHECK_THAT(msg, Catch::StartsWith(dir + "/config.json: field 'quantization_config.group_size' is 2147483647"));
+  }
+  {
     const auto [dir, msg] = error_of(config_field("desc_act", "yes"));
     CHECK_THAT(msg, Catch::StartsWith(dir + "/config.json: field 'quantization_config.desc_act'"));
   }

@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include "common/error.h"
+#include "common/files.h"
 #include "eval/claims_catalog.h"
 #include "model/model_catalog.h"
 #include "reports/claims.h"
@@ -73,11 +74,30 @@ json keep_run(double rtn, double act, double weight, double random) {
   return run;
 }
 
+// The eval fixture's AWQ w4 g128 (KL 0.0271, now +- 0.0003; 3,889,315,840 bytes; 10 s) with a copy of
+// it as `label`: the given KL (+- 0.0004), weight bytes and quantization seconds.
+json with_method(json run, const std::string& label, double kl, double bytes, double seconds) {
+  json& awq = run["methods"][2];
+  REQUIRE(awq["label"] == "awq w4 g128");
+  awq["quality"]["kl_stderr"] = 0.0003, awq["quantization"]["seconds"] = 10.0;
+  json m = awq;
+  m["method"] = label.substr(0, label.find(' ')), m["label"] = label;
+  m["quality"]["kl_mean"] = kl, m["quality"]["kl_stderr"] = 0.0004;
+  m["size"]["weight_bytes"] = bytes, m["quantization"]["seconds"] = seconds;
+  run["methods"].push_back(m);
+  return run;
+}
+
+json with_method(const std::string& label, double kl, double bytes = 3889315840.0, double seconds = 25.0) {
+  return with_method(qb::test::eval_fixture(), label, kl, bytes, seconds);
+}
+
 }  // namespace
 
 TEST_CASE("the shipped registry validates against claims.schema.json") {
   CHECK(qb::reports::claims_schema().at("title") == "quantbench claims registry");
-  CHECK(registry().at("claims").size() == 11);  // the issue's nine, claims 2 and 4 as two quotes each
+  // The issue's nine, claims 2 and 4 as two quotes each, the GGUF/GPTQ sentence as five.
+  CHECK(registry().at("claims").size() == 15);
   for (const json& c : registry().at("claims")) CHECK(c.at("tolerance").at("band").get<std::string>().size() > 10);
 }
 
@@ -156,10 +176,89 @@ TEST_CASE("salient channels: act must recover 2x the others and beyond their sta
   CHECK(no_loss.at("reason").get<std::string>().find("no loss to recover") != std::string::npos);
 }
 
-TEST_CASE("GGUF/GPTQ claims are not testable yet") {
-  const json v = verdict(claim("awq-vs-gguf-gptq"), {{"e.json", qb::test::eval_fixture()}});
-  CHECK(v.at("verdict") == "NOT TESTED");
-  CHECK(v.at("reason") == "needs the GGUF and GPTQ comparators (issue 11)");
+// Combined KL standard error of the fixtures: hypot(0.0003, 0.0004) = 0.0005.
+TEST_CASE("AWQ vs GGUF Q4_0: KL lower beyond the combined standard error") {
+  const json c = claim("awq-beats-gguf-q4");
+  const json v = verdict(c, {{"e.json", with_method("gguf q4_0", 0.0300)}});
+  CHECK(v.at("verdict") == "HOLDS");
+  CHECK(v.at("numbers").at("e.json").at("combined_stderr").get<double>() == Approx(0.0005));
+  CHECK(v.at("measured").get<std::string>().find("KL awq w4 g128 0.02710 ± 0.00030 vs gguf q4_0 0.03000 ± 0.00040") !=
+        std::string::npos);
+  const json close = verdict(c, {{"e.json", with_method("gguf q4_0", 0.0275)}});  // 0.0004 lower, inside 0.0005
+  CHECK(close.at("verdict") == "FAILS");
+  CHECK(close.at("measured").get<std::string>().find("lower, but within the combined standard error") != std::string::npos);
+  const json none = verdict(c, {{"e.json", with_method("gguf q4_k_m", 0.0300)}});  // Q4_K_M is not Q4_0
+  CHECK(none.at("verdict") == "NOT TESTED");
+  CHECK(none.at("reason").get<std::string>().find("no eval run") != std::string::npos);
+  CHECK(none.at("would_test").get<std::string>().find("'gguf q4_0'") != std::string::npos);
+}
+
+TEST_CASE("AWQ vs GGUF Q4_K_M: size ratio in the band, KL not higher (a tie holds)") {
+  const json size = claim("awq-size-like-gguf-q4km");
+  const double awq = 3889315840.0;
+  CHECK(verdict(size, {{"e.json", with_method("gguf q4_k_m", 0.02, awq / 1.10)}}).at("verdict") == "HOLDS");
+  const json big = verdict(size, {{"e.json", with_method("gguf q4_k_m", 0.02, awq / 1.20)}});
+  CHECK(big.at("verdict") == "FAILS");
+  CHECK(big.at("numbers").at("e.json").at("ratio").get<double>() == Approx(1.20));
+  json edge = size;  // the band's edges are inclusive
+  edge["tolerance"]["max"] = awq / 3e9;
+  CHECK(verdict(edge, {{"e.json", with_method("gguf q4_k_m", 0.02, 3e9)}}).at("verdict") == "HOLDS");
+  edge["tolerance"]["max"] = awq / 3e9 * 0.9999;
+  CHECK(verdict(edge, {{"e.json", with_method("gguf q4_k_m", 0.02, 3e9)}}).at("verdict") == "FAILS");
+
+  const json quality = claim("awq-quality-vs-gguf-q4km");
+  CHECK(verdict(quality, {{"e.json", with_method("gguf q4_k_m", 0.0300)}}).at("verdict") == "HOLDS");
+  const json tie = verdict(quality, {{"e.json", with_method("gguf q4_k_m", 0.0267)}});  // AWQ 0.0004 higher: a tie
+  CHECK(tie.at("verdict") == "HOLDS");
+  CHECK(tie.at("measured").get<std::string>().find("(a tie)") != std::string::npos);
+  CHECK(verdict(quality, {{"e.json", with_method("gguf q4_k_m", 0.0265)}}).at("verdict") == "FAILS");  // 0.0006 higher
+  CHECK(verdict(quality, {{"e.json", qb::test::eval_fixture()}}).at("verdict") == "NOT TESTED");
+}
+
+TEST_CASE("AWQ vs GPTQ: quantization time on the same calibration, KL at the same bits and group") {
+  const json speed = claim("awq-quantizes-faster-than-gptq");
+  CHECK(verdict(speed, {{"e.json", with_method("gptq w4 g128", 0.03, 3889315840.0, 25.0)}}).at("verdict") == "HOLDS");
+  const json slower = verdict(speed, {{"e.json", with_method("gptq w4 g128", 0.03, 3889315840.0, 9.0)}});
+  CHECK(slower.at("verdict") == "FAILS");
+  CHECK(slower.at("measured").get<std::string>().find("quantization time awq w4 g128 10.00 s vs gptq w4 g128 9.00 s (1.111x): not lower") !=
+        std::string::npos);
+  json other_text = with_method("gptq w4 g128", 0.03);
+  other_text["methods"].back()["quantization"]["calibration"]["sha256"] = std::string(64, '2');
+  const json other = verdict(speed, {{"e.json", other_text}});
+  CHECK(other.at("verdict") == "NOT TESTED");
+  CHECK(other.at("reason").get<std::string>().find("e.json: awq w4 g128 and gptq w4 g128 calibrated on different text") == 0);
+
+  const json quality = claim("awq-quality-vs-gptq");
+  CHECK(verdict(quality, {{"e.json", with_method("gptq w4 g128", 0.0300)}}).at("verdict") == "HOLDS");
+  CHECK(verdict(quality, {{"e.json", with_method("gptq w4 g128", 0.0200)}}).at("verdict") == "FAILS");
+  json no_kl = with_method("gptq w4 g128", 0.03);
+  no_kl["methods"].back()["quality"]["kl_mean"] = nullptr;
+  CHECK(verdict(quality, {{"e.json", no_kl}}).at("reason").get<std::string>().find("KL not recorded for gptq w4 g128") !=
+        std::string::npos);
+  const json none = verdict(quality, {{"e.json", qb::test::eval_fixture()}});
+  CHECK(none.at("verdict") == "NOT TESTED");
+  CHECK(none.at("would_test").get<std::string>().find("'gptq w4 g128'") != std::string::npos);
+}
+
+// reports/runs/stories-d256-l2-formats-tinystories-cpu-2026-12-02.json: the numbers below are read off
+// the document by hand (quality.kl_mean / kl_stderr, size.weight_bytes, quantization.seconds).
+TEST_CASE("GGUF/GPTQ claims on the stories-d256-l2 formats run") {
+  const std::string path = std::string(QB_SOURCE_ROOT) + "/reports/runs/stories-d256-l2-formats-tinystories-cpu-2026-12-02.json";
+  const std::vector<ClaimsRun> runs = {{"formats.json", qb::read_json_file(path)}};
+  auto judged = [&](const std::string& id) { return verdict(claim(id), runs); };
+  // AWQ KL 0.009266 +- 0.000042 vs Q4_0 0.011504 +- 0.000057.
+  const json q4_0 = judged("awq-beats-gguf-q4");
+  CHECK(q4_0.at("verdict") == "HOLDS");
+  CHECK(q4_0.at("caveat").get<std::string>().find("has 1,836,288 parameters") != std::string::npos);
+  // 1,344,000 bytes (FP16 embeddings and lm_head) vs 1,127,680: 1.19x.
+  const json size = judged("awq-size-like-gguf-q4km");
+  CHECK(size.at("verdict") == "FAILS");
+  CHECK(size.at("numbers").at("formats.json").at("ratio").get<double>() == Approx(1344000.0 / 1127680.0));
+  CHECK(judged("awq-quality-vs-gguf-q4km").at("verdict") == "FAILS");  // KL 0.009266 vs Q4_K_M 0.006111
+  const json speed = judged("awq-quantizes-faster-than-gptq");  // 72.46 s vs 25.28 s, same calibration
+  CHECK(speed.at("verdict") == "FAILS");
+  CHECK(speed.at("numbers").at("formats.json").at("method").get<double>() == Approx(72.457353729));
+  CHECK(judged("awq-quality-vs-gptq").at("verdict") == "FAILS");  // KL 0.009266 vs GPTQ 0.005190
 }
 
 TEST_CASE("W4A16 throughput: worst ratio over M 16..256 against the 5% band") {
@@ -216,7 +315,7 @@ TEST_CASE("exit code: 1 when a tested claim fails") {
   // Llama-2-7B: 13.48 / 3.89 GB = 3.47x, under the "~4x" band's 3.5 (FP16 embeddings and lm_head).
   CHECK(result.at("verdicts").at(1).at("verdict") == "FAILS");
   CHECK(qb::reports::claims_exit_code(result) == 1);
-  r["claims"] = json::array({claim("awq-vs-gguf-gptq")});
+  r["claims"] = json::array({claim("awq-quality-vs-gptq")});  // NOT TESTED without runs
   CHECK(qb::reports::claims_exit_code(evaluate_claims({r}, {}, catalog())) == 0);
 }
 
@@ -233,4 +332,13 @@ TEST_CASE("bad claims files: one line naming the file and the claim") {
   json band = registry();
   band["claims"][1]["tolerance"].erase("min");
   CHECK(error_of(band) == "bad.json: claim 4x-memory: /claims/1/tolerance/min: missing (required)");
+  json within = registry();  // a size band needs both edges
+  within["claims"][8]["tolerance"].erase("max");
+  CHECK(error_of(within) == "bad.json: claim awq-size-like-gguf-q4km: /claims/8/tolerance/max: missing (required)");
+  json measure = registry();
+  measure["claims"][7]["claimed"]["measure"] = "vibes";
+  CHECK(error_of(measure).find("bad.json: claim awq-beats-gguf-q4: /claims/7/claimed/measure: \"vibes\" is not one of") == 0);
+  json no_versus = registry();
+  no_versus["claims"][10]["claimed"].erase("versus");
+  CHECK(error_of(no_versus) == "bad.json: claim awq-quantizes-faster-than-gptq: /claims/10/claimed/versus: missing (required)");
 }
