@@ -19,6 +19,28 @@ namespace {
 // ggml's GROUP_MAX_EPS: a group whose largest |x| is below it is all zeros.
 constexpr float kGroupMaxEps = 1e-15f;
 
+// The value of largest magnitude in x[0..n), with its sign; the first one on ties, as upstream's
+// strict comparison keeps it.
+float signed_absmax(const float* x, int n) {
+  float amax = 0.0f, max = 0.0f;
+  for (int j = 0; j < n; ++j) {
+    if (amax < std::fabs(x[j])) {
+      amax = std::fabs(x[j]);
+      max = x[j];
+    }
+  }
+  return max;
+}
+
+void min_max(const float* x, int n, float& min, float& max) {
+  min = FLT_MAX;
+  max = -FLT_MAX;
+  for (int j = 0; j < n; ++j) {
+    if (x[j] < min) min = x[j];
+    if (x[j] > max) max = x[j];
+  }
+}
+
 // Round to nearest (ties to even) for |fval| <= 2^22, as ggml does it: adding 1.5 * 2^23 leaves
 // the rounded integer in the low mantissa bits.
 inline int nearest_int(float fval) {
@@ -36,16 +58,8 @@ inline float from_half(uint16_t h) { return half_to_float(h); }
 // keeps the one with the best weighted least-squares fit. rmse_type 1 weighs by x^2 (the only
 // use without an importance matrix: q6_K). Returns the scale.
 float make_qx_quants(int n, int nmax, const float* x, int8_t* L, int rmse_type) {
-  float max = 0;
-  float amax = 0;
-  for (int i = 0; i < n; ++i) {
-    float ax = std::fabs(x[i]);
-    if (ax > amax) {
-      amax = ax;
-      max = x[i];
-    }
-  }
-  if (amax < kGroupMaxEps) {
+  const float max = signed_absmax(x, n);
+  if (std::fabs(max) < kGroupMaxEps) {
     for (int i = 0; i < n; ++i) L[i] = 0;
     return 0.f;
   }
@@ -99,16 +113,8 @@ float make_qx_quants(int n, int nmax, const float* x, int8_t* L, int rmse_type) 
 // the largest |x| to -nmax, then up to 5 passes that move single levels while the x^2-weighted
 // fit improves. L in [0, 2 nmax). Returns the scale.
 float make_q3_quants(int n, int nmax, const float* x, int8_t* L) {
-  float max = 0;
-  float amax = 0;
-  for (int i = 0; i < n; ++i) {
-    float ax = std::fabs(x[i]);
-    if (ax > amax) {
-      amax = ax;
-      max = x[i];
-    }
-  }
-  if (amax < kGroupMaxEps) {
+  const float max = signed_absmax(x, n);
+  if (std::fabs(max) < kGroupMaxEps) {
     for (int i = 0; i < n; ++i) L[i] = 0;
     return 0.f;
   }
@@ -332,16 +338,8 @@ void quantize_row_q8_1_ref(const float* x, block_q8_1* y, int64_t k) {
 void quantize_row_q8_K_ref(const float* x, block_q8_K* y, int64_t k) {
   const int64_t nb = k / QK_K;
   for (int64_t i = 0; i < nb; i++, x += QK_K) {
-    float max = 0;
-    float amax = 0;
-    for (int j = 0; j < QK_K; ++j) {
-      float ax = std::fabs(x[j]);
-      if (ax > amax) {
-        amax = ax;
-        max = x[j];
-      }
-    }
-    if (!amax) {
+    const float max = signed_absmax(x, QK_K);
+    if (!max) {
       y[i].d = 0;
       std::memset(y[i].qs, 0, QK_K);
       std::memset(y[i].bsums, 0, sizeof(y[i].bsums));
@@ -365,15 +363,7 @@ void quantize_row_q4_0_ref(const float* x, block_q4_0* y, int64_t k) {
   constexpr int qk = QK4_0;
   const int64_t nb = k / qk;
   for (int64_t i = 0; i < nb; i++) {
-    float amax = 0.0f;
-    float max = 0.0f;  // the signed value of largest magnitude: it maps to level 0 exactly
-    for (int j = 0; j < qk; j++) {
-      const float v = x[i * qk + j];
-      if (amax < std::fabs(v)) {
-        amax = std::fabs(v);
-        max = v;
-      }
-    }
+    const float max = signed_absmax(x + i * qk, qk);  // maps to level 0 exactly
     const float d = max / -8;
     const float id = d ? 1.0f / d : 0.0f;
     y[i].d = to_half(d);
@@ -391,13 +381,8 @@ void quantize_row_q4_1_ref(const float* x, block_q4_1* y, int64_t k) {
   constexpr int qk = QK4_1;
   const int64_t nb = k / qk;
   for (int64_t i = 0; i < nb; i++) {
-    float min = FLT_MAX;
-    float max = -FLT_MAX;
-    for (int j = 0; j < qk; j++) {
-      const float v = x[i * qk + j];
-      if (v < min) min = v;
-      if (v > max) max = v;
-    }
+    float min, max;
+    min_max(x + i * qk, qk, min, max);
     const float d = (max - min) / ((1 << 4) - 1);
     const float id = d ? 1.0f / d : 0.0f;
     y[i].d = to_half(d);
@@ -416,15 +401,7 @@ void quantize_row_q5_0_ref(const float* x, block_q5_0* y, int64_t k) {
   constexpr int qk = QK5_0;
   const int64_t nb = k / qk;
   for (int64_t i = 0; i < nb; i++) {
-    float amax = 0.0f;
-    float max = 0.0f;
-    for (int j = 0; j < qk; j++) {
-      const float v = x[i * qk + j];
-      if (amax < std::fabs(v)) {
-        amax = std::fabs(v);
-        max = v;
-      }
-    }
+    const float max = signed_absmax(x + i * qk, qk);
     const float d = max / -16;
     const float id = d ? 1.0f / d : 0.0f;
     y[i].d = to_half(d);
@@ -446,13 +423,8 @@ void quantize_row_q5_1_ref(const float* x, block_q5_1* y, int64_t k) {
   constexpr int qk = QK5_1;
   const int64_t nb = k / qk;
   for (int64_t i = 0; i < nb; i++) {
-    float min = FLT_MAX;
-    float max = -FLT_MAX;
-    for (int j = 0; j < qk; j++) {
-      const float v = x[i * qk + j];
-      if (v < min) min = v;
-      if (v > max) max = v;
-    }
+    float min, max;
+    min_max(x + i * qk, qk, min, max);
     const float d = (max - min) / ((1 << 5) - 1);
     const float id = d ? 1.0f / d : 0.0f;
     y[i].d = to_half(d);
