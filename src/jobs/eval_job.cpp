@@ -247,8 +247,8 @@ void describe_checkpoint(const std::string& dir, PreparedMethod& r) {
 // A GGUF file's family and settings: its llama.cpp file type (general.file_type, named as
 // llama-quantize names it) and how many tensors each ggml type stores; an unquantized file (F32,
 // F16, BF16) carries no quantization.
-void describe_gguf(const std::string& path, PreparedMethod& r) {
-  const GgufFile file(path);
+void describe_gguf(const GgufFile& file, PreparedMethod& r) {
+  const std::string& path = file.path();
   const int64_t ftype = file.get_int_or("general.file_type", -1);
   nlohmann::json tensor_types = nlohmann::json::object();
   for (const GgufTensorInfo& t : file.tensors()) {
@@ -272,24 +272,28 @@ void describe_gguf(const std::string& path, PreparedMethod& r) {
   r.label = "gguf " + type + " (" + path + ")";
 }
 
+// A loaded model (a GGUF file, a quantized checkpoint) must be the evaluated model's shape.
+void require_same_shape(const std::string& path, const std::string& what, const LlamaConfig& got,
+                        const LlamaConfig& want) {
+  if (got.hidden_size != want.hidden_size || got.n_layers != want.n_layers || got.vocab_size != want.vocab_size)
+    fail(path, what + "'s config does not match the model being evaluated");
+}
+
 PreparedMethod prepare_method(const MethodSpec& spec, const Model& fp16, const EvalOptions& o,
                               const Tokenizer& tokenizer) {
   PreparedMethod r;
   if (is_gguf_path(spec.checkpoint_dir)) {
     std::fprintf(stderr, "preparing gguf %s\n", spec.checkpoint_dir.c_str());
-    r.model = load_gguf_model(spec.checkpoint_dir);
-    const LlamaConfig &got = r.model.config, &want = fp16.config;
-    if (got.hidden_size != want.hidden_size || got.n_layers != want.n_layers || got.vocab_size != want.vocab_size)
-      fail(spec.checkpoint_dir, "GGUF model's config does not match the model being evaluated");
-    describe_gguf(spec.checkpoint_dir, r);
+    const GgufFile file(spec.checkpoint_dir);  // parsed once for the weights and the description
+    r.model = load_gguf_model(file);
+    require_same_shape(spec.checkpoint_dir, "GGUF model", r.model.config, fp16.config);
+    describe_gguf(file, r);
   } else if (!spec.checkpoint_dir.empty()) {
     std::fprintf(stderr, "preparing checkpoint %s\n", spec.checkpoint_dir.c_str());
     // The format by its config: quant_method "gptq" (or a quantize_config.json) is GPTQ, else AutoAWQ.
     r.model = is_gptq_checkpoint(spec.checkpoint_dir) ? load_gptq_checkpoint(spec.checkpoint_dir)
                                                       : load_awq_checkpoint(spec.checkpoint_dir);
-    const LlamaConfig &got = r.model.config, &want = fp16.config;
-    if (got.hidden_size != want.hidden_size || got.n_layers != want.n_layers || got.vocab_size != want.vocab_size)
-      fail(spec.checkpoint_dir, "quantized checkpoint's config does not match the model being evaluated");
+    require_same_shape(spec.checkpoint_dir, "quantized checkpoint", r.model.config, fp16.config);
     describe_checkpoint(spec.checkpoint_dir, r);
   } else if (spec.family == MethodFamily::Fp16) {
     r.family = family_name(spec.family);
