@@ -3,13 +3,13 @@
 namespace qb {
 
 const std::array<BlockLinear, kNumLinears> kBlockLinears = {{
-    {"self_attn.q_proj", "attn_q", &LayerWeights::q_proj, &CpuLayer::wq, &CpuLayer::bq},
-    {"self_attn.k_proj", "attn_k", &LayerWeights::k_proj, &CpuLayer::wk, &CpuLayer::bk},
-    {"self_attn.v_proj", "attn_v", &LayerWeights::v_proj, &CpuLayer::wv, &CpuLayer::bv},
-    {"self_attn.o_proj", "attn_output", &LayerWeights::o_proj, &CpuLayer::wo, nullptr},
-    {"mlp.gate_proj", "ffn_gate", &LayerWeights::gate_proj, &CpuLayer::w_gate, nullptr},
-    {"mlp.up_proj", "ffn_up", &LayerWeights::up_proj, &CpuLayer::w_up, nullptr},
-    {"mlp.down_proj", "ffn_down", &LayerWeights::down_proj, &CpuLayer::w_down, nullptr},
+    {"self_attn.q_proj", "attn_q", &LayerWeights::q_proj, &CpuLayer::wq, &CpuLayer::bq, &CpuLayer::act_q},
+    {"self_attn.k_proj", "attn_k", &LayerWeights::k_proj, &CpuLayer::wk, &CpuLayer::bk, &CpuLayer::act_k},
+    {"self_attn.v_proj", "attn_v", &LayerWeights::v_proj, &CpuLayer::wv, &CpuLayer::bv, &CpuLayer::act_v},
+    {"self_attn.o_proj", "attn_output", &LayerWeights::o_proj, &CpuLayer::wo, nullptr, &CpuLayer::act_o},
+    {"mlp.gate_proj", "ffn_gate", &LayerWeights::gate_proj, &CpuLayer::w_gate, nullptr, &CpuLayer::act_gate},
+    {"mlp.up_proj", "ffn_up", &LayerWeights::up_proj, &CpuLayer::w_up, nullptr, &CpuLayer::act_up},
+    {"mlp.down_proj", "ffn_down", &LayerWeights::down_proj, &CpuLayer::w_down, nullptr, &CpuLayer::act_down},
 }};
 
 std::string linear_hf_name(int layer, int index) {

@@ -20,6 +20,7 @@ struct BlockLinear {
   Linear LayerWeights::*weights;          // e.g. &LayerWeights::q_proj
   std::vector<float> CpuLayer::*widened;  // e.g. &CpuLayer::wq
   std::vector<float> CpuLayer::*widened_bias;  // &CpuLayer::bq for q/k/v; null where no bias is carried
+  ActivationFormat CpuLayer::*activation;      // e.g. &CpuLayer::act_q: how its input is rounded first
 };
 
 // Indexed by LinearIndex.

@@ -121,16 +121,10 @@ CpuLayer widen_layer(const LayerWeights& l) {
 }
 
 void use_llama_cpp_arithmetic(CpuLayer& w, const LayerWeights& l) {
-  auto format = [](const Linear& linear) {
-    return linear.quant ? ActivationFormat::Exact : llama_cpp_activation_format(linear.dense.dtype);
-  };
-  w.act_q = format(l.q_proj);
-  w.act_k = format(l.k_proj);
-  w.act_v = format(l.v_proj);
-  w.act_o = format(l.o_proj);
-  w.act_gate = format(l.gate_proj);
-  w.act_up = format(l.up_proj);
-  w.act_down = format(l.down_proj);
+  for (const BlockLinear& b : kBlockLinears) {
+    const Linear& linear = l.*b.weights;
+    w.*b.activation = linear.quant ? ActivationFormat::Exact : llama_cpp_activation_format(linear.dense.dtype);
+  }
   w.f16_kv = true;
 }
 
