@@ -118,6 +118,20 @@ std::vector<float> Tensor::to_float() const {
   return out;
 }
 
+void Tensor::rows_to_float(int64_t row_begin, int64_t row_end, float* out) const {
+  const int64_t row_len = shape.back();
+  if (is_block_dtype(dtype)) {
+    const size_t row_bytes = dtype_row_bytes(dtype, row_len);
+    for (int64_t r = row_begin; r < row_end; ++r)
+      ggml::dequantize_row(dtype_ggml_type(dtype), static_cast<const uint8_t*>(data) + r * row_bytes,
+                           out + (r - row_begin) * row_len, row_len);
+  } else if (dtype == DType::F32) {
+    std::memcpy(out, static_cast<const float*>(data) + row_begin * row_len, sizeof(float) * (row_end - row_begin) * row_len);
+  } else {
+    for (int64_t i = row_begin * row_len; i < row_end * row_len; ++i) out[i - row_begin * row_len] = at(i);
+  }
+}
+
 Tensor Tensor::from_float(std::string name, std::vector<int64_t> shape, const std::vector<float>& values,
                           DType dtype) {
   Tensor t;
@@ -155,15 +169,19 @@ size_t QuantizedWeight::stored_bytes() const {
 std::vector<float> QuantizedWeight::dequantize() const {
   std::vector<float> w(static_cast<size_t>(n) * k);
 #pragma omp parallel for schedule(static)
-  for (int o = 0; o < n; ++o) {
+  for (int o = 0; o < n; ++o) dequantize_rows(o, o + 1, &w[static_cast<size_t>(o) * k]);
+  return w;
+}
+
+void QuantizedWeight::dequantize_rows(int row_begin, int row_end, float* out) const {
+  for (int o = row_begin; o < row_end; ++o) {
+    float* row = out + static_cast<size_t>(o - row_begin) * k;
     for (int i = 0; i < k; ++i) {
       const size_t g = static_cast<size_t>(group_of(i)) * n + o;
-      w[static_cast<size_t>(o) * k + i] =
-          (static_cast<float>(q[static_cast<size_t>(o) * k + i]) - static_cast<float>(zeros[g])) *
-          half_to_float(scales[g]);
+      row[i] = (static_cast<float>(q[static_cast<size_t>(o) * k + i]) - static_cast<float>(zeros[g])) *
+               half_to_float(scales[g]);
     }
   }
-  return w;
 }
 
 int Linear::out_features() const { return quant ? quant->n : static_cast<int>(dense.shape.at(0)); }

@@ -70,6 +70,9 @@ struct Tensor {
   size_t nbytes() const;
   float at(int64_t i) const;          // element i widened to float (its block dequantized)
   std::vector<float> to_float() const;
+  // Rows [row_begin, row_end) of the tensor seen as [rows, shape.back()], widened into out
+  // (row_end - row_begin rows): the per-tile conversion of weights used as stored. Serial.
+  void rows_to_float(int64_t row_begin, int64_t row_end, float* out) const;
   static Tensor from_float(std::string name, std::vector<int64_t> shape, const std::vector<float>& values,
                            DType dtype);
 };
@@ -96,6 +99,8 @@ struct QuantizedWeight {
   int group_of(int i) const { return g_idx.empty() ? i / group_size : g_idx[i]; }
   size_t stored_bytes() const;  // quantized_stored_bytes(n, k, bits, group_size), + int32 g_idx when present
   std::vector<float> dequantize() const;  // [n, k]
+  // Output rows [row_begin, row_end) dequantized into out [row_end - row_begin, k]. Serial.
+  void dequantize_rows(int row_begin, int row_end, float* out) const;
 };
 
 // Bytes of a quantized W [n, k] as stored: codes packed bits-wide, FP16 scales, zero points packed
