@@ -43,6 +43,8 @@ class CpuBackend final : public LogitsBackend {
     if (!finite) fail(where, "non-finite logits (NaN or Inf); the window is not averaged in");
   }
 
+  const float* host_logits(std::vector<float>&) const override { return logits_.data(); }
+
  private:
   CpuModel model_;
   std::vector<float> logits_;  // [n_tokens, vocab] of the last run

@@ -65,6 +65,31 @@ std::vector<Window> plan_windows(const std::vector<int>& text_tokens, int bos_id
   return windows;
 }
 
+ShardSpec parse_shard(const std::string& text) {
+  const size_t slash = text.find('/');
+  const auto number = [&](const std::string& digits) {
+    if (digits.empty() || digits.size() > 6 || digits.find_first_not_of("0123456789") != std::string::npos)
+      fail("--shard", "expected I/N (e.g. 0/8), got '" + text + "'");
+    return std::stoi(digits);
+  };
+  if (slash == std::string::npos) fail("--shard", "expected I/N (e.g. 0/8), got '" + text + "'");
+  const ShardSpec s{number(text.substr(0, slash)), number(text.substr(slash + 1))};
+  if (s.count < 1 || s.index >= s.count)
+    fail("--shard", "'" + text + "': the index must be 0 .. N-1 and N at least 1");
+  return s;
+}
+
+ShardRange shard_range(ShardSpec spec, size_t total) {
+  if (spec.count < 1 || spec.index < 0 || spec.index >= spec.count)
+    fail("--shard", std::to_string(spec.index) + "/" + std::to_string(spec.count) + ": the index must be 0 .. N-1");
+  const size_t n = static_cast<size_t>(spec.count), i = static_cast<size_t>(spec.index);
+  const ShardRange r{spec, i * total / n, (i + 1) * total / n, total};
+  if (r.begin == r.end)
+    fail("--shard", std::to_string(spec.index) + "/" + std::to_string(spec.count) + " of " + std::to_string(total) +
+                        " windows is empty; use at most " + std::to_string(total) + " shards");
+  return r;
+}
+
 nlohmann::json protocol_json(const ProtocolOptions& p, int bos_id) {
   const int stride = effective_stride(p);
   const std::string ctx = std::to_string(p.ctx);

@@ -58,6 +58,20 @@ void validate_protocol(const ProtocolOptions& p);
 // two).
 std::vector<Window> plan_windows(const std::vector<int>& text_tokens, int bos_id, const ProtocolOptions& p,
                                  const std::string& dataset);
+// eval --shard I/N: one process of N evaluates a contiguous part of the planned windows (after
+// max_windows), windows [I * total / N, (I + 1) * total / N): shards differ by at most one window
+// and together take every window once, so their merged sums are the whole run's.
+struct ShardSpec {
+  int index = 0, count = 1;  // count 1: the whole run
+};
+struct ShardRange {
+  ShardSpec spec;
+  size_t begin = 0, end = 0, total = 0;  // windows [begin, end) of total
+};
+// "I/N" with 0 <= I < N; errors name --shard.
+ShardSpec parse_shard(const std::string& text);
+// Errors: an index out of range, or an empty shard (more shards than windows).
+ShardRange shard_range(ShardSpec spec, size_t total);
 // {"name", "ctx", "stride", "bos", "max_windows", "scored"}: the protocol in words for reports;
 // bos_id < 0 (a tokenizer with no BOS) is said in "bos".
 nlohmann::json protocol_json(const ProtocolOptions& p, int bos_id);

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "common/error.h"
+#include "common/json_fields.h"
 #include "common/run_document.h"
 #include "model/load.h"
 
@@ -40,39 +41,46 @@ nlohmann::json model_json(const Model& m) {
           {"weight_bytes_by_dtype", bytes_by_dtype_json(m.weight_bytes_by_dtype())}};
 }
 
+nlohmann::json accumulator_json(const MeanAccumulator& a) {
+  return {{"n", a.n}, {"sum", fixed_to_decimal(a.sum_fixed)}, {"sum_sq", fixed_to_decimal(a.sum_sq_fixed)}};
+}
+
+// obj[key], which must be an object or array as `kind` says; `field` is obj's path for errors.
+const nlohmann::json& json_member(const nlohmann::json& obj, const std::string& where, const std::string& field,
+                                  const std::string& key, nlohmann::json::value_t kind) {
+  if (!obj.is_object() || !obj.contains(key)) fail(where, field + ": missing field '" + key + "'");
+  const nlohmann::json& v = obj[key];
+  if (v.type() != kind)
+    fail(where, field + "." + key + ": expected " + (kind == nlohmann::json::value_t::array ? "an array" : "an object") +
+                    ", got " + json_describe(v));
+  return v;
+}
+
+MeanAccumulator accumulator_from_json(const nlohmann::json& j, const std::string& where, const std::string& field) {
+  MeanAccumulator a;
+  a.n = json_field<uint64_t>(j, where, "n");
+  a.sum_fixed = fixed_from_decimal(json_field<std::string>(j, where, "sum"), where + ": " + field + ".sum");
+  a.sum_sq_fixed = fixed_from_decimal(json_field<std::string>(j, where, "sum_sq"), where + ": " + field + ".sum_sq");
+  return a;
+}
+
 // parameters: the model's trainable parameters, for the bits each weight costs as stored.
 nlohmann::json method_json(const EvaluatedMethod& m, const EvaluatedMethod& reference, size_t windows,
-                           int64_t parameters) {
-  const LockstepSums& s = m.sums;
-  const bool is_ref = &m == &reference;
-  const double ppl = std::exp(s.nll.mean()), ref_ppl = std::exp(reference.sums.nll.mean());
+                           int64_t parameters, bool sharded) {
   const size_t bytes = total_bytes(m.bytes_by_dtype), ref_bytes = total_bytes(reference.bytes_by_dtype);
-  // Against the reference only: null for the reference itself.
-  auto versus = [is_ref](double v) { return is_ref ? nlohmann::json(nullptr) : nlohmann::json(v); };
-  std::vector<double> kl_values = s.kl_values;  // percentile reorders
   nlohmann::json entry = {
       {"method", m.family},
       {"label", m.label},
       {"quantization", m.quantization},
-      {"quality",
-       {{"ppl", ppl},
-        {"ppl_stderr", ppl * s.nll.stderr_of_mean()},  // delta method: d exp(m) = exp(m) dm
-        {"mean_nll", s.nll.mean()},
-        {"nll_stderr", s.nll.stderr_of_mean()},
-        {"tokens_scored", s.nll.n},
-        {"windows", windows},
-        {"delta_ppl_pct", versus(100.0 * (ppl / ref_ppl - 1.0))},
-        {"kl_mean", versus(s.kl.mean())},
-        {"kl_stderr", versus(s.kl.stderr_of_mean())},
-        {"kl_p99", versus(is_ref ? 0.0 : percentile(kl_values, 0.99))},
-        {"top1_agreement", versus(is_ref ? 0.0 : double(s.top1_same) / s.kl.n)}}},
+      {"quality", quality_json(m.sums, reference.sums, &m == &reference, windows)},
       {"size",
        {{"weight_bytes", bytes},
         {"saving_vs_fp16", double(ref_bytes) / bytes},
         {"bits_per_weight", 8.0 * double(bytes) / double(parameters)},
         {"bytes_by_dtype", bytes_by_dtype_json(m.bytes_by_dtype)}}},
-      {"speed", {{"device", device_name(m.device)}, {"tokens_per_s", s.tokens_run / s.seconds}, {"seconds", s.seconds}}}};
+      {"speed", speed_json(m.sums, device_name(m.device))}};
   if (!m.layers.is_null()) entry["layers"] = m.layers;
+  if (sharded) entry["shard_sums"] = sums_json(m.sums);
   return entry;
 }
 
@@ -106,30 +114,85 @@ nlohmann::json arithmetic_json(Activations a) {
 
 }  // namespace
 
+nlohmann::json quality_json(const LockstepSums& s, const LockstepSums& reference, bool is_ref, size_t windows) {
+  const double ppl = std::exp(s.nll.mean()), ref_ppl = std::exp(reference.nll.mean());
+  // Against the reference only: null for the reference itself.
+  auto versus = [is_ref](double v) { return is_ref ? nlohmann::json(nullptr) : nlohmann::json(v); };
+  std::vector<double> kl_values = s.kl_values;  // percentile reorders
+  return {{"ppl", ppl},
+          {"ppl_stderr", ppl * s.nll.stderr_of_mean()},  // delta method: d exp(m) = exp(m) dm
+          {"mean_nll", s.nll.mean()},
+          {"nll_stderr", s.nll.stderr_of_mean()},
+          {"tokens_scored", s.nll.n},
+          {"windows", windows},
+          {"delta_ppl_pct", versus(100.0 * (ppl / ref_ppl - 1.0))},
+          {"kl_mean", versus(s.kl.mean())},
+          {"kl_stderr", versus(s.kl.stderr_of_mean())},
+          {"kl_p99", versus(is_ref ? 0.0 : percentile(kl_values, 0.99))},
+          {"top1_agreement", versus(is_ref ? 0.0 : double(s.top1_same) / s.kl.n)}};
+}
+
+nlohmann::json speed_json(const LockstepSums& s, const std::string& device) {
+  return {{"device", device}, {"tokens_per_s", s.tokens_run / s.seconds}, {"seconds", s.seconds}};
+}
+
+nlohmann::json sums_json(const LockstepSums& s) {
+  return {{"nll", accumulator_json(s.nll)},
+          {"kl", accumulator_json(s.kl)},
+          {"kl_values", s.kl_values},  // doubles: nlohmann writes the shortest text that reads back the same
+          {"top1_same", s.top1_same},
+          {"tokens_run", s.tokens_run},
+          {"seconds", s.seconds}};
+}
+
+LockstepSums sums_from_json(const nlohmann::json& j, const std::string& where, const std::string& field) {
+  using Kind = nlohmann::json::value_t;
+  LockstepSums s;
+  s.nll = accumulator_from_json(json_member(j, where, field, "nll", Kind::object), where, field + ".nll");
+  s.kl = accumulator_from_json(json_member(j, where, field, "kl", Kind::object), where, field + ".kl");
+  const nlohmann::json& kl_values = json_member(j, where, field, "kl_values", Kind::array);
+  for (const nlohmann::json& v : kl_values) s.kl_values.push_back(json_as<double>(v, where, field + ".kl_values[]"));
+  if (s.kl_values.size() != s.kl.n)
+    fail(where, field + ": kl_values holds " + std::to_string(s.kl_values.size()) + " values for kl.n " +
+                    std::to_string(s.kl.n));
+  s.top1_same = json_field<uint64_t>(j, where, "top1_same");
+  s.tokens_run = json_field<uint64_t>(j, where, "tokens_run");
+  s.seconds = json_field<double>(j, where, "seconds");
+  return s;
+}
+
 nlohmann::json eval_run_document(const EvalResults& r) {
   if (!r.model || !r.dataset || r.methods.empty()) fail("eval run document", "needs the model, the dataset and methods");
   const EvaluatedMethod& reference = r.methods.front();
   nlohmann::json methods = nlohmann::json::array();
-  for (const EvaluatedMethod& m : r.methods) methods.push_back(method_json(m, reference, r.windows, r.model->parameter_count()));
+  const bool sharded = r.shard.spec.count > 1;
+  for (const EvaluatedMethod& m : r.methods)
+    methods.push_back(method_json(m, reference, r.windows, r.model->parameter_count(), sharded));
   const nlohmann::json protocol = protocol_json(r.protocol, r.tokenizer_bos_id);
-  return {{"schema", kRunSchemaName},
-          {"schema_version", kRunSchemaVersion},
-          {"kind", "eval"},
-          {"created", r.created},
-          {"tool", r.tool},
-          {"host", r.host},
-          {"device", r.device},
-          {"model", model_json(*r.model)},
-          {"tokenizer",
-           {{"path", r.tokenizer_path},
-            {"vocab_size", r.tokenizer_vocab_size},
-            {"bos", protocol["bos"]},
-            {"kind", r.tokenizer_kind}}},
-          {"dataset", dataset_json(*r.dataset, r.dataset_tokens)},
-          {"protocol", protocol},
-          {"arithmetic", arithmetic_json(r.activations)},
-          {"methods", methods},
-          {"vram", vram_json(r)}};
+  nlohmann::json doc = {{"schema", kRunSchemaName},
+                        {"schema_version", kRunSchemaVersion},
+                        {"kind", "eval"},
+                        {"created", r.created},
+                        {"tool", r.tool},
+                        {"host", r.host},
+                        {"device", r.device},
+                        {"model", model_json(*r.model)},
+                        {"tokenizer",
+                         {{"path", r.tokenizer_path},
+                          {"vocab_size", r.tokenizer_vocab_size},
+                          {"bos", protocol["bos"]},
+                          {"kind", r.tokenizer_kind}}},
+                        {"dataset", dataset_json(*r.dataset, r.dataset_tokens)},
+                        {"protocol", protocol},
+                        {"arithmetic", arithmetic_json(r.activations)},
+                        {"methods", methods},
+                        {"vram", vram_json(r)}};
+  if (sharded)
+    doc["shard"] = {{"index", r.shard.spec.index},
+                    {"count", r.shard.spec.count},
+                    {"windows", {r.shard.begin, r.shard.end}},
+                    {"total_windows", r.shard.total}};
+  return doc;
 }
 
 }  // namespace qb

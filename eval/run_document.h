@@ -42,11 +42,23 @@ struct EvalResults {
   const TextDataset* dataset = nullptr;
   size_t dataset_tokens = 0;
   ProtocolOptions protocol;      // as run (ctx capped at the model's max_seq_len)
-  size_t windows = 0;
+  size_t windows = 0;             // evaluated by this process: the shard's when sharded
+  ShardRange shard;              // spec.count > 1: the document carries the shard and its exact sums
   std::vector<EvaluatedMethod> methods;  // methods[0] is the FP16 reference
   nlohmann::json vram_catalog;   // eval/vram_catalog.h: projected bytes per catalog model and method
 };
 
 nlohmann::json eval_run_document(const EvalResults& results);
+
+// A method's "quality" from its sums and the reference's (reference: itself for the reference),
+// and its "speed": the one computation behind both a run's document and its merged shards'
+// (eval/shard_merge.h), so that the two agree to the bit.
+nlohmann::json quality_json(const LockstepSums& sums, const LockstepSums& reference, bool is_reference, size_t windows);
+nlohmann::json speed_json(const LockstepSums& sums, const std::string& device);
+// A shard document's per-method "shard_sums": the exact sums (128-bit fixed point as decimal
+// strings), the top-1 count, every KL value, tokens run and seconds; and back, errors naming the
+// file (`where`) and the field's path (`field`).
+nlohmann::json sums_json(const LockstepSums& sums);
+LockstepSums sums_from_json(const nlohmann::json& j, const std::string& where, const std::string& field);
 
 }  // namespace qb

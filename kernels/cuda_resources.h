@@ -39,6 +39,35 @@ class DeviceBuffer {
   size_t bytes_ = 0;
 };
 
+// Page-locked host memory (cudaHostAlloc): copies from it to the device run asynchronously, at
+// full link speed. Movable, not copyable.
+class PinnedHostBuffer {
+ public:
+  PinnedHostBuffer() = default;
+  explicit PinnedHostBuffer(size_t bytes) : bytes_(bytes) {
+    if (bytes > 0) QB_CUDA_CHECK(cudaHostAlloc(&ptr_, bytes, cudaHostAllocDefault));
+  }
+  ~PinnedHostBuffer() {
+    if (ptr_) cudaFreeHost(ptr_);
+  }
+  PinnedHostBuffer(PinnedHostBuffer&& other) noexcept { *this = std::move(other); }
+  PinnedHostBuffer& operator=(PinnedHostBuffer&& other) noexcept {
+    std::swap(ptr_, other.ptr_);
+    std::swap(bytes_, other.bytes_);
+    return *this;
+  }
+  PinnedHostBuffer(const PinnedHostBuffer&) = delete;
+  PinnedHostBuffer& operator=(const PinnedHostBuffer&) = delete;
+
+  template <typename T>
+  T* as() const { return static_cast<T*>(ptr_); }
+  size_t bytes() const { return bytes_; }
+
+ private:
+  void* ptr_ = nullptr;
+  size_t bytes_ = 0;
+};
+
 class CudaStream {
  public:
   explicit CudaStream(unsigned flags = cudaStreamDefault) {

@@ -136,6 +136,11 @@ void print_summary(const nlohmann::json& run) {
       std::printf("  quantized in %.1f s", quantization["seconds"].get<double>());
     std::printf("\n");
   }
+  if (run.contains("shard"))
+    std::printf("shard %d/%d: windows %zu..%zu of %zu (merge the shards with quantbench report --merged-out)\n",
+                run["shard"]["index"].get<int>(), run["shard"]["count"].get<int>(),
+                run["shard"]["windows"][0].get<size_t>(), run["shard"]["windows"][1].get<size_t>() - 1,
+                run["shard"]["total_windows"].get<size_t>());
   if (run.contains("job") && run["job"]["reduced"].get<bool>())
     std::printf("reduced settings: %s; the paper's: %s\n", run["job"]["settings"].get<std::string>().c_str(),
                 run["job"]["paper_settings"].get<std::string>().c_str());
@@ -152,13 +157,14 @@ CommandRegistration reg{
     [](CLI::App& app) -> std::function<int()> {
       struct Args {
         EvalOptions o;
-        std::string methods, data_dir, out = "quantbench-eval.json";
+        std::string methods, data_dir, shard, out = "quantbench-eval.json";
         std::vector<std::string> load;
         int bits = 4, group = 128;
         bool no_clip = false, full = false;
         CLI::Option *max_windows_flag = nullptr, *calib_samples_flag = nullptr;  // given or not
         CLI::Option *ctx_flag = nullptr, *chunks_flag = nullptr;
         int chunks = 0;
+        double memory_budget_gb = 0;
         std::vector<MethodSpec> parsed_methods;  // --methods as given, checked at parse time
       };
       auto a = std::make_shared<Args>();
@@ -201,6 +207,23 @@ CommandRegistration reg{
       a->chunks_flag = app.add_option("--chunks", a->chunks,
                                       "llama.cpp's name for --max-windows: evaluate only the first N chunks")
                            ->check(at_least(0));
+      app.add_option("--shard", a->shard,
+                     "I/N: evaluate only shard I (0..N-1) of N, windows [I*W/N, (I+1)*W/N) of the W planned (after "
+                     "--max-windows), for one process per GPU or node; `quantbench report --merged-out` merges the N "
+                     "documents into the whole run's, exactly (scripts/slurm-eval.sh)");
+      add_choice(app, "--mode", a->o.mode,
+                 {{"auto", EvalMode::Auto}, {"lockstep", EvalMode::Lockstep}, {"sequential", EvalMode::Sequential}},
+                 "lockstep: every method in memory at once, compared window by window; sequential: FP16 first, its "
+                 "log-probabilities kept on disk (~2 bytes x vocab per scored token, --store-dir), then each method "
+                 "alone (same perplexities and top-1, KL within the stated bound); auto: lockstep when the memory plan "
+                 "fits, else sequential, else a refusal before loading (default: auto)");
+      app.add_option("--memory-budget", a->memory_budget_gb,
+                     "GB the memory plan may use (default: what this machine has available, MemAvailable or the "
+                     "cgroup's limit)")
+          ->check(CLI::PositiveNumber);
+      app.add_option("--store-dir", a->o.scratch_dir,
+                     "Sequential mode: folder of the temporary reference store, removed at the end (default: the --out "
+                     "file's folder)");
       add_choice(app, "--activations", a->o.activations,
                  {{"exact", Activations::Exact}, {"llama.cpp", Activations::LlamaCpp}},
                  "CPU arithmetic: exact (float32) or llama.cpp (activations rounded to the weight type's Q8_0/Q8_1/Q8_K "
@@ -240,7 +263,10 @@ CommandRegistration reg{
       app.add_flag("--force-calib", a->o.quantize.force_calib, "Allow calibrating on the evaluated file");
       add_choice(app, "--device", a->o.device,
                  {{"auto", DeviceChoice::Auto}, {"cpu", DeviceChoice::Cpu}, {"cuda", DeviceChoice::Cuda}},
-                 "Where to evaluate: auto is the GPU when one is usable");
+                 "Where to evaluate (and run AWQ's search): auto is the GPU when one is usable");
+      app.add_flag("--offload", a->o.offload,
+                   "CUDA: keep block weights in pinned host memory and stream them per layer with double buffering "
+                   "(a 70B FP16 reference on one 80 GB GPU); without it, only when they do not fit the device");
       app.add_option("--catalog", a->o.catalog_path,
                      "Model-shape catalog for the projected VRAM of 7B..70B models (default: bench/model_shapes.json)");
       app.add_option("--out", a->out, "Run document (JSON), written atomically")->capture_default_str();
@@ -254,6 +280,7 @@ CommandRegistration reg{
             throw CLI::ValidationError("--chunks", "is --max-windows by llama.cpp's name; give one of them");
           if (a->chunks_flag->count()) p.max_windows = a->chunks;
           validate_protocol(p);
+          if (!a->shard.empty()) a->o.shard = parse_shard(a->shard);
           if (!a->methods.empty()) a->parsed_methods = parse_methods(a->methods, a->bits, a->group);
           if (a->full && !(a->o.model_path.empty() && a->o.dataset_path.empty()))
             throw CLI::ValidationError("--full", "only the main job (no --model/--dataset) has reduced defaults");
@@ -264,6 +291,8 @@ CommandRegistration reg{
       return [a]() {
         EvalOptions o = a->o;
         o.quantize.clip = !a->no_clip;
+        o.memory_budget_bytes = static_cast<size_t>(a->memory_budget_gb * 1e9);
+        if (o.scratch_dir.empty()) o.scratch_dir = std::filesystem::path(std::filesystem::absolute(a->out)).parent_path().string();
         std::string methods = a->methods;
         const bool main_job = o.model_path.empty() && o.dataset_path.empty();
         DataFolder folder;

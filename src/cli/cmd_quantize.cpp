@@ -13,13 +13,17 @@
 #include "common/files.h"
 #include "common/host_info.h"
 #include "common/labels.h"
+#include "common/memory.h"
 #include "datasets/tokenizer.h"
+#include "jobs/eval_job.h"
 #include "model/gguf.h"
 #include "model/gguf_writer.h"
+#include "model/block_linears.h"
 #include "model/load.h"
 #include "quant/awq_format.h"
 #include "quant/gguf_quantize.h"
 #include "quant/gptq_format.h"
+#include "quant/hf_checkpoint.h"
 #include "quant/quantize.h"
 
 namespace qb::cli {
@@ -61,9 +65,10 @@ GgufVocabularyOut sentencepiece_vocabulary(const std::string& tokenizer_model, c
 
 // quantize_report.json: what was quantized, how, and the bytes before and after. The bytes before
 // are the quantizer's input: `input` (the FP16 copy) when given, else the source as stored, under
-// `input_name`.
+// `input_name`; after: quantized_bytes.
 nlohmann::json quantize_report(const std::string& model_path, const Model& source, const std::string& tokenizer_path,
-                               const QuantizeResult& result, const char* input_name, const Model* input = nullptr) {
+                               const QuantizeResult& result, size_t quantized_bytes, const char* input_name,
+                               const Model* input = nullptr) {
   return {{"schema", "quantbench.quantize"},
           {"schema_version", "1.0"},
           {"created", utc_timestamp()},
@@ -72,7 +77,7 @@ nlohmann::json quantize_report(const std::string& model_path, const Model& sourc
           {"model", {{"path", model_path}, {"format", source.format}}},
           {"tokenizer", tokenizer_path.empty() ? nlohmann::json(nullptr) : nlohmann::json(tokenizer_path)},
           {"quantization", result.quantization},
-          {"weight_bytes", {{input_name, (input ? *input : source).weight_bytes()}, {"quantized", result.model.weight_bytes()}}},
+          {"weight_bytes", {{input_name, (input ? *input : source).weight_bytes()}, {"quantized", quantized_bytes}}},
           {"layers", result.layers},
           {"blocks", result.blocks}};
 }
@@ -109,7 +114,8 @@ int run_quantize_gguf(const QuantizeOptions& options, const std::string& model_p
     metadata = llama_gguf_metadata(source, name, 1, spm ? &vocab : nullptr);
   }
   set_quantized_file_type(metadata, ft.ftype);
-  const nlohmann::json report = quantize_report(model_path, source, tokenizer_path, result, "source");
+  const nlohmann::json report =
+      quantize_report(model_path, source, tokenizer_path, result, result.model.weight_bytes(), "source");
   if (!report_path.empty()) write_file_atomic(report_path, report.dump(2) + "\n");
   if (!out.empty()) write_gguf(out, metadata, gguf_tensors_of(result.model));
   for (const auto& f : result.quantization.at("fallbacks"))
@@ -122,9 +128,56 @@ int run_quantize_gguf(const QuantizeOptions& options, const std::string& model_p
   return 0;
 }
 
-// out: checkpoint directory ("" for none); report_path: the report alone ("" for none).
+// Gives back the pages of a mapped tensor once it has been used (common/memory.h): the source
+// model's tensors are all file mappings (model/load.h), so a later read would only fault them in again.
+void release_pages(const Tensor& t) {
+  if (t.data) release_mapped_range(t.data, t.nbytes());
+}
+
+void release_block_pages(const LayerWeights& l) {
+  release_pages(l.attn_norm);
+  release_pages(l.mlp_norm);
+  for (const Linear* linear : block_linears(l)) {
+    release_pages(linear->dense);
+    release_pages(linear->bias);
+  }
+}
+
+// check_finite of the tensors outside the blocks, their pages given back after; each block is
+// checked when it is quantized (check_block_finite), while its pages are in memory anyway.
+void check_finite_outside_blocks(const Model& source) {
+  Model part = source;
+  part.layers.clear();
+  check_finite(part);
+  for (const Tensor* t : {&source.embed_tokens, &source.norm, &source.lm_head}) release_pages(*t);
+}
+
+void check_block_finite(const LayerWeights& l) {
+  Model part;
+  part.layers = {l};
+  check_finite(part);
+}
+
+// The memory plan, printed; an error before any work when it does not fit.
+void check_memory_plan(const Model& source, const QuantizeOptions& options) {
+  const QuantizeMemoryPlan plan = plan_quantize_memory(source, options);
+  const size_t available = available_memory_bytes();
+  std::string line = "quantize: needs ~" + format_gb(plan.total()) + ": one block " + format_gb(plan.block) +
+                     ", calibration activations " + format_gb(plan.activations) + ", embeddings " +
+                     format_gb(plan.embeddings);
+  if (plan.fp16_copy) line += ", FP16 copy of the source " + format_gb(plan.fp16_copy);
+  line += "; this machine has " + format_gb(available) + " available";
+  std::fprintf(stderr, "%s\n", line.c_str());
+  if (available > 0 && plan.total() > available)
+    fail("quantize", "needs ~" + format_gb(plan.total()) + " of memory but " + format_gb(available) +
+                         " is available (fewer --calib-samples or a shorter --calib-seq-len shrink the activations)");
+}
+
+// out: checkpoint directory ("" for none); report_path: the report alone ("" for none). Block by
+// block: each quantized block goes to the checkpoint stream and is dropped, with the source
+// block's mapped pages, so memory holds about one block (check_memory_plan).
 int run_quantize(const QuantizeOptions& options, const std::string& model_path, std::string tokenizer_path,
-                 const std::string& out, const std::string& report_path) {
+                 const std::string& out, const std::string& report_path, uint64_t shard_bytes) {
   if (options.family == MethodFamily::Gguf) return run_quantize_gguf(options, model_path, tokenizer_path, out, report_path);
   if (out.empty() && report_path.empty()) fail("quantize", "nothing to write: give --out DIR and/or --report FILE");
   if (!out.empty() && (file_exists(out) || is_directory(out)))
@@ -133,7 +186,8 @@ int run_quantize(const QuantizeOptions& options, const std::string& model_path, 
     fail(model_path, "is already a quantized checkpoint; quantize needs the FP16 model");
   const bool gptq = options.family == MethodFamily::Gptq;
   const Model source = load_model(model_path);
-  check_finite(source);
+  check_memory_plan(source, options);
+  check_finite_outside_blocks(source);
   // Refuse what the format cannot hold before a long calibration run.
   if (!out.empty() && gptq) check_gptq_storable(source.config, options.bits);
   if (!out.empty() && !gptq) check_awq_storable(source.config, options.bits, options.group_size);
@@ -147,16 +201,46 @@ int run_quantize(const QuantizeOptions& options, const std::string& model_path, 
     tokenizer->require_vocab_size(source.config.vocab_size);
   }
   const Model fp16 = to_fp16(source);
-  const QuantizeResult result = quantize_model(fp16, options, tokenizer.get());
-  const nlohmann::json report = quantize_report(model_path, source, tokenizer_path, result, "fp16", &fp16);
+  std::unique_ptr<QuantizedCheckpointStream> stream;
+  if (!out.empty()) {
+    const int group = checkpoint_group_size(fp16.config, options.group_size);
+    GptqWriteOptions gptq_settings;
+    gptq_settings.desc_act = options.act_order;
+    gptq_settings.damp_percent = options.gptq_damp;
+    stream = std::make_unique<QuantizedCheckpointStream>(
+        fp16.config, out,
+        gptq ? gptq_checkpoint_format(options.bits, group, options.symmetric, gptq_settings)
+             : awq_checkpoint_format(group),
+        shard_bytes);
+    stream->write_embeddings(fp16.embed_tokens);
+    release_pages(source.embed_tokens);
+  }
+  size_t block_bytes = 0;  // the quantized blocks' weights as stored, counted as they pass
+  const QuantizeResult result =
+      quantize_model(fp16, options, tokenizer.get(), [&](int i, const LayerWeights& layer) {
+        // Before anything of the block is written: the checkpoint never appears from a
+        // non-finite source (an error removes the directory being written).
+        check_block_finite(source.layers[i]);
+        if (stream) stream->write_block(i, layer);
+        Model counted;
+        counted.layers = {layer};
+        block_bytes += counted.weight_bytes();
+        release_block_pages(source.layers[i]);
+      });
+  const size_t quantized_bytes = result.model.weight_bytes() + block_bytes;
+  const nlohmann::json report =
+      quantize_report(model_path, source, tokenizer_path, result, quantized_bytes, "fp16", &fp16);
   if (!report_path.empty()) write_file_atomic(report_path, report.dump(2) + "\n");
-  if (!out.empty() && gptq)
-    write_gptq_checkpoint(result.model, out, {tokenizer_path, report, options.act_order, options.gptq_damp});
-  if (!out.empty() && !gptq) write_awq_checkpoint(result.model, out, {tokenizer_path, report});
+  if (stream) stream->finish(fp16.norm, fp16.lm_head, {tokenizer_path, report});
   std::printf("%s: %zu -> %zu weight bytes; wrote %s\n",
               method_label(family_name(options.family), options.bits, options.group_size).c_str(),
-              fp16.weight_bytes(), result.model.weight_bytes(),
+              fp16.weight_bytes(), quantized_bytes,
               (out.empty() ? report_path : report_path.empty() ? out : out + " and " + report_path).c_str());
+  if (stream) {
+    const std::vector<std::string>& shards = stream->shard_names();
+    std::printf("%s: %zu shard%s\n", out.c_str(), shards.size(), shards.size() == 1 ? "" : "s");
+  }
+  std::fprintf(stderr, "quantize: peak RSS %s\n", format_gb(static_cast<double>(peak_rss_bytes())).c_str());
   return 0;
 }
 
@@ -175,8 +259,9 @@ CommandRegistration reg{
     [](CLI::App& app) -> std::function<int()> {
       struct Args {
         QuantizeOptions o;
-        std::string model, tokenizer, out, report;
+        std::string model, tokenizer, out, report, shard_size = "5GB";
         bool no_clip = false;
+        DeviceChoice device = DeviceChoice::Auto;
       };
       auto a = std::make_shared<Args>();
       app.add_option("--model", a->model, "FP16/FP32 model: an HF directory, a llama2.c .bin or (gguf:) an F16/F32 .gguf")
@@ -227,8 +312,15 @@ CommandRegistration reg{
                    "AWQ: calibrate each block on the quantized previous blocks' output (default: the FP16 output, "
                    "as llm-awq)");
       app.add_flag("--force-calib", a->o.force_calib, "Allow calibrating on the --eval-file");
+      add_choice(app, "--device", a->device,
+                 {{"auto", DeviceChoice::Auto}, {"cpu", DeviceChoice::Cpu}, {"cuda", DeviceChoice::Cuda}},
+                 "AWQ: where the calibration forwards and the scale and clip searches run (same decisions; auto "
+                 "is the GPU when one is usable)");
       app.add_option("--out", a->out, "Output checkpoint directory, or (gguf:) .gguf file (must not exist)");
       app.add_option("--report", a->report, "Also (or only) write the quantize report JSON to this file");
+      app.add_option("--shard-size", a->shard_size,
+                     "Largest safetensors shard of the checkpoint (HF max_shard_size: 5GB, 500MB, 2GiB)")
+          ->capture_default_str();
       app.callback([a]() {
         if (a->o.family == MethodFamily::Awq && a->o.calib_path.empty())
           throw CLI::ValidationError("--calib", "AWQ needs a calibration text (never the evaluation split)");
@@ -238,7 +330,8 @@ CommandRegistration reg{
       return [a]() {
         QuantizeOptions o = a->o;
         o.clip = !a->no_clip;
-        return run_quantize(o, a->model, a->tokenizer, a->out, a->report);
+        if (o.family == MethodFamily::Awq) o.awq_device = awq_device_for(a->device);
+        return run_quantize(o, a->model, a->tokenizer, a->out, a->report, shard_size_flag(a->shard_size));
       };
     }};
 

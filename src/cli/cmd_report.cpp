@@ -1,11 +1,14 @@
 // quantbench report RUN.json [RUN2.json ...] [--html FILE] [--markdown FILE] [--history DB] [--claims-result FILE]
-// Loads run documents (validated, shards of one device merged), optionally appends them to the
-// SQLite history, and renders the self-contained HTML report and/or the Markdown tables.
+//                  [--merged-out FILE]
+// Loads run documents (validated; the shards of one eval run, and the bench shards of one device,
+// merged), optionally appends them to the SQLite history, writes the merged run document, and
+// renders the self-contained HTML report and/or the Markdown tables.
 #include <cstdio>
 
 #include "cli/commands.h"
 #include "common/error.h"
 #include "common/files.h"
+#include "eval/shard_merge.h"
 #include "reports/claims.h"
 #include "reports/history.h"
 #include "reports/html_report.h"
@@ -17,7 +20,7 @@ namespace {
 
 struct ReportArgs {
   std::vector<std::string> runs;
-  std::string html, markdown, claims_result;
+  std::string html, markdown, claims_result, merged_out;
   qb::reports::HtmlOptions html_options;
 };
 
@@ -28,7 +31,16 @@ int run_report(ReportArgs args) {
   }
   std::vector<nlohmann::json> loaded;
   for (auto& path : args.runs) loaded.push_back(qb::reports::load_run(path));
-  const std::vector<nlohmann::json> runs = qb::reports::merge_shards(loaded);
+  const std::vector<nlohmann::json> runs = qb::reports::merge_shards(qb::merge_eval_shards(loaded, args.runs));
+  for (size_t i = 0; i < runs.size(); ++i)
+    qb::reports::validate_run(runs[i], "run " + std::to_string(i + 1) + " after merging");
+  if (!args.merged_out.empty()) {
+    if (runs.size() != 1)
+      qb::fail("--merged-out", "the runs merge into " + std::to_string(runs.size()) +
+                                   " documents, not one; give the shards of one run");
+    qb::write_file_atomic(args.merged_out, runs[0].dump(2) + "\n");
+    std::fprintf(stderr, "wrote %s\n", args.merged_out.c_str());
+  }
   if (const std::string& db = args.html_options.history_db; !db.empty()) {
     for (auto& run : runs) {
       const qb::reports::HistoryAppend append = qb::reports::append_history(db, run);
@@ -55,7 +67,9 @@ qb::cli::CommandRegistration reg{
     "report", "Render run documents (eval and bench JSON) as one self-contained HTML report and Markdown tables",
     [](CLI::App& app) -> std::function<int()> {
       auto args = std::make_shared<ReportArgs>();
-      app.add_option("runs", args->runs, "run documents (quantbench eval/bench JSON); bench shards of one device are merged")
+      app.add_option("runs", args->runs,
+                     "run documents (quantbench eval/bench JSON); the shards of one eval run (eval --shard) and the bench "
+                     "shards of one device are merged")
           ->required()
           ->check(CLI::ExistingFile);
       app.add_option("--html", args->html, "write the HTML report here");
@@ -69,6 +83,8 @@ qb::cli::CommandRegistration reg{
                      "claims result (quantbench claims --json): add the verdict and will-it-fit tables")
           ->check(CLI::ExistingFile);
       app.add_option("--title", args->html_options.title, "HTML page title");
+      app.add_option("--merged-out", args->merged_out,
+                     "write the one run document the inputs merge into (e.g. the shards of one eval run) here");
       return [args] { return run_report(*args); };
     }};
 

@@ -2,6 +2,7 @@
 // Subcommand registry: each cmd_*.cpp defines one subcommand and registers it at start-up with a
 // static CommandRegistration, so main.cpp lists none of them by hand.
 #include <CLI/CLI.hpp>
+#include <cstdint>
 #include <functional>
 #include <stdexcept>
 #include <string>
@@ -63,5 +64,9 @@ inline CLI::Validator at_least(long min) {
       },
       "INT>=" + std::to_string(min));
 }
+
+// A --shard-size value (HF's max_shard_size: "5GB", "500MB", "2GiB") in bytes; another text is a
+// usage error.
+uint64_t shard_size_flag(const std::string& text);
 
 }  // namespace qb::cli

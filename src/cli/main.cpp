@@ -8,11 +8,20 @@
 #include "common/error.h"
 #include "common/interrupt.h"
 #include "common/version.h"
+#include "model/safetensors.h"
 
 namespace qb::cli {
 std::vector<Command>& commands() {
   static std::vector<Command> all;
   return all;
+}
+
+uint64_t shard_size_flag(const std::string& text) {
+  try {
+    return qb::parse_byte_size(text, "--shard-size");
+  } catch (const qb::Error&) {
+    throw UsageError("--shard-size", "'" + text + "' is not a size such as 5GB, 500MB or 2GiB");
+  }
 }
 }  // namespace qb::cli
 

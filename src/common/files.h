@@ -61,6 +61,8 @@ class AtomicDirectory {
   AtomicDirectory& operator=(const AtomicDirectory&) = delete;
   // Where the file `name` of the directory is written before commit().
   std::string file(const std::string& name) const { return temp_ + "/" + name; }
+  // The temporary directory itself, where files are written before commit().
+  const std::string& temp_path() const { return temp_; }
   void commit();
 
  private:

@@ -2,6 +2,10 @@
 
 #include <cstring>
 
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
 namespace qb {
 
 float half_to_float(uint16_t h) {
@@ -58,6 +62,28 @@ float bf16_to_float(uint16_t b) {
   float f;
   std::memcpy(&f, &bits, 4);
   return f;
+}
+
+#if defined(__x86_64__)
+// The build carries no -march flags: this loop is compiled for F16C and chosen at run time.
+__attribute__((target("f16c,avx2,fma"))) static void halves_to_float_f16c(const uint16_t* in, float* out, size_t n) {
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    _mm256_storeu_ps(out + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(in + i))));
+  for (; i < n; ++i) out[i] = half_to_float(in[i]);
+}
+#endif
+
+void halves_to_float(const uint16_t* in, float* out, size_t n) {
+#if defined(__x86_64__)
+  static const bool f16c = __builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx2");
+  if (f16c) return halves_to_float_f16c(in, out, n);
+#endif
+  for (size_t i = 0; i < n; ++i) out[i] = half_to_float(in[i]);
+}
+
+void bf16s_to_float(const uint16_t* in, float* out, size_t n) {
+  for (size_t i = 0; i < n; ++i) out[i] = bf16_to_float(in[i]);
 }
 
 }  // namespace qb

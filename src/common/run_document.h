@@ -5,7 +5,7 @@
 namespace qb {
 
 inline constexpr const char* kRunSchemaName = "quantbench.run";
-inline constexpr const char* kRunSchemaVersion = "1.0";
+inline constexpr const char* kRunSchemaVersion = "1.1";
 inline constexpr int kRunSchemaMajor = 1;
 
 }  // namespace qb

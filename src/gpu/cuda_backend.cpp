@@ -7,12 +7,14 @@
 #include <array>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "common/error.h"
 #include "common/half.h"
+#include "common/memory.h"
 #include "gpu/cuda_backend_testing.h"
 #include "gpu/forward_kernels.h"
 #include "kernels/cuda_check.h"
@@ -82,8 +84,9 @@ void check_linear(const Linear& l, int out_features, int in_features) {
                  "128 dividing in_features and out_features a multiple of 8; this layer has bits=" +
                      std::to_string(q.bits) + " group_size=" + std::to_string(q.group_size) +
                      " in_features=" + std::to_string(q.k) + " out_features=" + std::to_string(q.n));
-  const size_t weights = static_cast<size_t>(q.n) * q.k, group_params = static_cast<size_t>(q.n_groups()) * q.n;
-  if (q.q.size() != weights || q.scales.size() != group_params || q.zeros.size() != group_params)
+  const size_t code_bytes = static_cast<size_t>(q.n) * q.row_bytes(),
+               group_params = static_cast<size_t>(q.n_groups()) * q.n;
+  if (q.packed_codes().size() != code_bytes || q.scales.size() != group_params || q.zeros.size() != group_params)
     fail(l.name, "quantized weight arrays do not match n=" + std::to_string(q.n) + " k=" + std::to_string(q.k));
 }
 
@@ -126,6 +129,33 @@ struct DeviceLayer {
   std::array<DeviceLinear, kNumLinears> linears;  // indexed by LinearIndex
 };
 
+// Device bytes a block's weights take as uploaded (dense FP16; 4-bit codes, FP16 scales, 4-bit zeros).
+int64_t block_device_bytes(const LayerWeights& l) {
+  int64_t bytes = (l.attn_norm.numel() + l.mlp_norm.numel()) * 2;
+  for (const Linear* linear : block_linears(l)) {
+    bytes += linear->bias.data ? linear->bias.numel() * 2 : 0;
+    if (!linear->quant) {
+      bytes += linear->dense.numel() * 2;
+      continue;
+    }
+    const QuantizedWeight& q = *linear->quant;
+    bytes += static_cast<int64_t>(q.n) * q.k / 2 + static_cast<int64_t>(q.n_groups()) * q.n * 5 / 2;
+  }
+  return bytes;
+}
+
+// Offloaded block weights (CudaWeights::Offload): each layer's uploads back to back in pinned host
+// memory, copied on their own stream into one of two device slots.
+struct Offload {
+  std::array<std::vector<void*>, 2> slot_targets;  // per slot: the device buffer of each upload, in order
+  std::vector<size_t> upload_bytes;                // bytes of each upload (every layer alike)
+  std::vector<kernels::PinnedHostBuffer> layers;
+  std::unique_ptr<CudaStream> copy_stream;         // non-blocking: independent of the compute stream
+  std::array<CudaEvent, 2> ready;                  // slot s holds its next layer (copy stream)
+  std::array<CudaEvent, 2> released;               // the compute stream is done with slot s
+  int64_t host_bytes = 0, slot_bytes = 0;
+};
+
 // Activations of one window, sized for `capacity` tokens (rows); reallocated when a longer window
 // comes. dim = hidden_size, inner = intermediate_size, q_dim = n_heads * head_dim,
 // kv_dim = n_kv_heads * head_dim.
@@ -148,12 +178,16 @@ struct WindowBuffers {
 
 class CudaBackend final : public LogitsBackend {
  public:
-  CudaBackend(const Model& model, int device);
+  CudaBackend(const Model& model, int device, CudaWeights weights);
   Device device() const override { return Device::Cuda; }
   void run(const std::vector<int>& tokens) override { forward(tokens, nullptr); }
   void score(const std::vector<int>& tokens, int first, const LogitsBackend* reference, const std::string& where,
              WindowScores& out) const override;
   nlohmann::json memory() const override;
+  const float* host_logits(std::vector<float>& scratch) const override {
+    scratch = copy_logits();
+    return scratch.data();
+  }
 
   // residuals (optional, tests): the residual stream before block 0 and after every block.
   void forward(const std::vector<int>& tokens, std::vector<std::vector<float>>* residuals);
@@ -169,6 +203,10 @@ class CudaBackend final : public LogitsBackend {
     peak_bytes_ = std::max(peak_bytes_, footprint_bytes_);
   }
   DeviceBuffer upload(const void* host, size_t bytes);
+  DeviceLayer upload_layer(const LayerWeights& layer);
+  void stage_layers(const Model& model);
+  void copy_layer_to_slot(int layer);
+  const DeviceLayer& streamed_layer(int layer);
   template <typename T>
   DeviceBuffer upload(const std::vector<T>& host) { return upload(host.data(), host.size() * sizeof(T)); }
   DeviceLinear upload_linear(const Linear& linear);
@@ -193,7 +231,15 @@ class CudaBackend final : public LogitsBackend {
   std::unique_ptr<CudaEvent> start_, stop_;
   std::unique_ptr<kernels::CublasHandle> cublas_;
   DeviceBuffer embed_;    // fp16 [vocab, dim]
-  std::vector<DeviceLayer> layers_;
+  std::vector<DeviceLayer> layers_;  // resident blocks; empty when offloaded
+  // Offloaded: the two device slots the blocks stream through, and the host side. upload() either
+  // allocates on the device (Device), also recording each destination (Slot), or appends the
+  // bytes to staged_ instead (Stage); upload_sizes_ lists each upload's bytes in the last two modes.
+  std::vector<DeviceLayer> slots_;
+  std::unique_ptr<Offload> offload_;
+  enum class UploadMode { Device, Slot, Stage } upload_mode_ = UploadMode::Device;
+  std::vector<std::pair<void*, size_t>> upload_record_;
+  std::vector<uint8_t> staged_;
   DeviceBuffer norm_;     // fp16 [dim]
   DeviceBuffer lm_head_;  // fp16 [vocab, dim]; empty when tied (embed_ is used)
   WindowBuffers window_;
@@ -202,7 +248,8 @@ class CudaBackend final : public LogitsBackend {
   std::vector<int> last_tokens_;    // tokens of the last run
 };
 
-CudaBackend::CudaBackend(const Model& model, int device) : config_(model.config), device_(device) {
+CudaBackend::CudaBackend(const Model& model, int device, CudaWeights weights)
+    : config_(model.config), device_(device) {
   check_model(model);
   QB_CUDA_CHECK(cudaSetDevice(device));
   QB_CUDA_CHECK(cudaFree(nullptr));  // creates the context now: it is not part of the footprint below
@@ -221,14 +268,20 @@ CudaBackend::CudaBackend(const Model& model, int device) : config_(model.config)
     QB_CUBLAS_CHECK(cublasSetStream(cublas_->get(), stream_->get()));
     const int64_t before_weights = device_used_bytes();
     embed_ = upload(fp16_bits(model.embed_tokens));
-    for (const auto& l : model.layers) {
-      DeviceLayer d;
-      d.attn_norm = upload(fp16_bits(l.attn_norm));
-      d.mlp_norm = upload(fp16_bits(l.mlp_norm));
-      const auto linears = block_linears(l);
-      for (int t = 0; t < kNumLinears; ++t) d.linears[t] = upload_linear(*linears[t]);
-      layers_.push_back(std::move(d));
+    bool offload = weights == CudaWeights::Offload;
+    if (weights == CudaWeights::Auto && !model.layers.empty()) {
+      int64_t blocks = 0;
+      for (const auto& l : model.layers) blocks += block_device_bytes(l);
+      const int64_t reserve = std::max<int64_t>(kOffloadReserveBytes, device_bytes_total_ / 20);
+      offload = blocks + reserve > device_bytes_total_ - device_used_bytes();
+      if (offload)
+        std::fprintf(stderr, "note: %s of block weights do not fit the device's free memory; streaming them per "
+                     "layer from pinned host memory (--offload)\n", format_gb(blocks).c_str());
     }
+    if (offload && !model.layers.empty())
+      stage_layers(model);
+    else
+      for (const auto& l : model.layers) layers_.push_back(upload_layer(l));
     norm_ = upload(fp16_bits(model.norm));
     if (!config_.tie_word_embeddings) lm_head_ = upload(fp16_bits(model.lm_head));
     weight_bytes_device_ = device_used_bytes() - before_weights;
@@ -236,10 +289,90 @@ CudaBackend::CudaBackend(const Model& model, int device) : config_(model.config)
 }
 
 DeviceBuffer CudaBackend::upload(const void* host, size_t bytes) {
+  if (upload_mode_ == UploadMode::Stage) {
+    const auto* begin = static_cast<const uint8_t*>(host);
+    staged_.insert(staged_.end(), begin, begin + bytes);
+    upload_record_.push_back({nullptr, bytes});
+    weight_bytes_requested_ += static_cast<int64_t>(bytes);
+    return DeviceBuffer{};
+  }
   DeviceBuffer buffer(bytes);
   QB_CUDA_CHECK(cudaMemcpy(buffer.as<void>(), host, bytes, cudaMemcpyHostToDevice));
-  weight_bytes_requested_ += static_cast<int64_t>(bytes);
+  if (upload_mode_ == UploadMode::Slot)
+    upload_record_.push_back({buffer.as<void>(), bytes});
+  else
+    weight_bytes_requested_ += static_cast<int64_t>(bytes);
   return buffer;
+}
+
+DeviceLayer CudaBackend::upload_layer(const LayerWeights& l) {
+  DeviceLayer d;
+  d.attn_norm = upload(fp16_bits(l.attn_norm));
+  d.mlp_norm = upload(fp16_bits(l.mlp_norm));
+  const auto linears = block_linears(l);
+  for (int t = 0; t < kNumLinears; ++t) d.linears[t] = upload_linear(*linears[t]);
+  return d;
+}
+
+// Two device slots shaped by block 0, then every block's bytes (as upload() would send them) into
+// its own pinned buffer. A block whose uploads differ in number or size from block 0's is refused.
+void CudaBackend::stage_layers(const Model& model) {
+  offload_ = std::make_unique<Offload>();
+  Offload& off = *offload_;
+  off.copy_stream = std::make_unique<CudaStream>(cudaStreamNonBlocking);
+  for (int s = 0; s < 2; ++s) {
+    upload_mode_ = UploadMode::Slot;
+    upload_record_.clear();
+    slots_.push_back(upload_layer(model.layers[0]));
+    for (const auto& [target, bytes] : upload_record_) {
+      off.slot_targets[s].push_back(target);
+      if (s == 0) off.upload_bytes.push_back(bytes);
+      off.slot_bytes += static_cast<int64_t>(bytes);
+    }
+  }
+  for (const auto& l : model.layers) {
+    upload_mode_ = UploadMode::Stage;
+    upload_record_.clear();
+    staged_.clear();
+    upload_layer(l);  // the device side is discarded: the bytes are in staged_
+    bool same = upload_record_.size() == off.upload_bytes.size();
+    for (size_t j = 0; same && j < upload_record_.size(); ++j) same = upload_record_[j].second == off.upload_bytes[j];
+    if (!same)
+      fail(l.q_proj.name, "--offload streams every block through slots shaped like block 0; this block's weights "
+                          "have other formats or sizes");
+    kernels::PinnedHostBuffer pinned(staged_.size());
+    std::copy(staged_.begin(), staged_.end(), pinned.as<uint8_t>());
+    off.host_bytes += static_cast<int64_t>(staged_.size());
+    off.layers.push_back(std::move(pinned));
+  }
+  upload_mode_ = UploadMode::Device;
+  staged_ = {};
+  upload_record_.clear();
+}
+
+// Copies block `layer` into slot layer % 2 on the copy stream, once the compute stream has
+// released the slot (an event never recorded counts as released).
+void CudaBackend::copy_layer_to_slot(int layer) {
+  Offload& off = *offload_;
+  const int slot = layer % 2;
+  const cudaStream_t copy = off.copy_stream->get();
+  QB_CUDA_CHECK(cudaStreamWaitEvent(copy, off.released[slot].get(), 0));
+  const uint8_t* source = off.layers[layer].as<uint8_t>();
+  for (size_t j = 0; j < off.upload_bytes.size(); ++j) {
+    QB_CUDA_CHECK(cudaMemcpyAsync(off.slot_targets[slot][j], source, off.upload_bytes[j], cudaMemcpyHostToDevice, copy));
+    source += off.upload_bytes[j];
+  }
+  QB_CUDA_CHECK(cudaEventRecord(off.ready[slot].get(), copy));
+}
+
+// Block `layer`'s weights for the compute stream: its copy was started one block earlier (block 0:
+// now), the next block's copy starts now, and the compute stream waits for this one's.
+const DeviceLayer& CudaBackend::streamed_layer(int layer) {
+  Offload& off = *offload_;
+  if (layer == 0) copy_layer_to_slot(0);
+  if (layer + 1 < static_cast<int>(off.layers.size())) copy_layer_to_slot(layer + 1);
+  QB_CUDA_CHECK(cudaStreamWaitEvent(stream_->get(), off.ready[layer % 2].get(), 0));
+  return slots_[layer % 2];
 }
 
 DeviceLinear CudaBackend::upload_linear(const Linear& linear) {
@@ -306,8 +439,9 @@ void CudaBackend::prepare_window(int n_tokens) {
   // Plans are per m (= window length): the dispatcher's kernel choice and split-K depend on it.
   planned_tokens_ = 0;  // until every plan and the workspace are in place: a throw must not leave stale plans
   size_t workspace_bytes = 0;
-  for (auto& layer : layers_)
-    for (DeviceLinear& l : layer.linears)
+  for (auto* blocks : {&layers_, &slots_})
+    for (auto& layer : *blocks)
+      for (DeviceLinear& l : layer.linears)
       if (l.quantized) {
         try {
           l.plan = kernels::plan_w4a16(n_tokens, l.n, l.k, l.view.group_size);
@@ -390,8 +524,9 @@ void CudaBackend::forward(const std::vector<int>& tokens, std::vector<std::vecto
     gpu::launch_embed(w.tokens.as<int>(), embed_.as<__half>(), w.x.as<float>(), n, c.hidden_size, s);
     if (residuals) residuals->clear();
     copy_residual(n, residuals);
-    for (const auto& layer : layers_) {
-      block(layer, n);
+    for (int i = 0; i < c.n_layers; ++i) {
+      block(offload_ ? streamed_layer(i) : layers_[i], n);
+      if (offload_) QB_CUDA_CHECK(cudaEventRecord(offload_->released[i % 2].get(), s));
       copy_residual(n, residuals);
     }
     gpu::launch_rmsnorm(w.x.as<float>(), norm_.as<__half>(), w.xn.as<__half>(), n, c.hidden_size, c.rms_norm_eps, s);
@@ -469,7 +604,11 @@ nlohmann::json CudaBackend::memory() const {
           {"peak_bytes", peak_bytes_},
           {"activation_bytes", peak_bytes_ - weight_bytes_device_},
           {"max_window_tokens", window_.capacity},
-          {"gpu_seconds", gpu_seconds_}};
+          {"gpu_seconds", gpu_seconds_},
+          {"offload", offload_ ? nlohmann::json{{"layers", offload_->layers.size()},
+                                                {"host_pinned_bytes", offload_->host_bytes},
+                                                {"device_slot_bytes", offload_->slot_bytes}}
+                               : nlohmann::json(nullptr)}};
 }
 
 std::vector<float> CudaBackend::copy_logits() const {
@@ -482,8 +621,8 @@ std::vector<float> CudaBackend::copy_logits() const {
 
 }  // namespace
 
-std::unique_ptr<LogitsBackend> make_cuda_backend(const Model& model, int device) {
-  return std::make_unique<CudaBackend>(model, device);
+std::unique_ptr<LogitsBackend> make_cuda_backend(const Model& model, int device, CudaWeights weights) {
+  return std::make_unique<CudaBackend>(model, device, weights);
 }
 
 namespace gpu::testing {

@@ -39,6 +39,18 @@ namespace qb {
 //    all-FP16-dense model), "peak_bytes" (maximum of this backend's measured footprint: weights,
 //    activations, workspaces, cuBLAS's own), "activation_bytes" (peak_bytes - weight_bytes_device),
 //    "max_window_tokens", "gpu_seconds" (CUDA-event time of run + score, summed over windows)}.
-std::unique_ptr<LogitsBackend> make_cuda_backend(const Model& model, int device = 0);
+//
+// Weights that do not fit (--offload): with CudaWeights::Offload the block weights stay in pinned
+// host memory and stream per layer into two device slots, layer i+1 copied on a second stream while
+// layer i computes (events order the slot reuse), so the device holds embeddings, lm_head and two
+// blocks. Auto offloads only when the blocks do not fit the free device memory with a reserve
+// for activations (kOffloadReserveBytes, or 5% of the device if more). Results are bit-identical
+// to resident weights. Every block must have block 0's formats (the slots are shaped by it).
+// memory() then also has "offload": {"layers", "host_pinned_bytes", "device_slot_bytes"} (null when
+// resident), which the run document's vram section carries.
+enum class CudaWeights { Auto, Resident, Offload };
+constexpr long long kOffloadReserveBytes = 2LL << 30;
+std::unique_ptr<LogitsBackend> make_cuda_backend(const Model& model, int device = 0,
+                                                 CudaWeights weights = CudaWeights::Auto);
 
 }  // namespace qb

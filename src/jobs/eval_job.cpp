@@ -2,6 +2,7 @@
 
 #include <cctype>
 #include <cstdio>
+#include <filesystem>
 #include <memory>
 #include <regex>
 
@@ -10,10 +11,13 @@
 #include "common/host_info.h"
 #include "common/json_fields.h"
 #include "common/labels.h"
+#include "common/memory.h"
 #include "datasets/llama_spm_tokenizer.h"
 #include "datasets/tokenizer.h"
 #include "eval/cpu_backend.h"
 #include "eval/lockstep.h"
+#include "eval/memory_plan.h"
+#include "eval/reference_store.h"
 #include "eval/run_document.h"
 #include "eval/vram_catalog.h"
 #include "model/gguf.h"
@@ -23,6 +27,7 @@
 #include "quant/gguf_quantize.h"
 #include "quant/gptq_format.h"
 #ifdef QB_HAVE_CUDA
+#include "gpu/awq_search_cuda.h"
 #include "gpu/cuda_backend.h"
 #include "kernels/device_probe.h"
 #endif
@@ -82,7 +87,8 @@ struct EvalPlan {
   TextDataset dataset;
   size_t dataset_tokens = 0;
   ProtocolOptions protocol;  // as run: ctx capped at the model's max_seq_len
-  std::vector<Window> windows;
+  std::vector<Window> windows;  // this shard's (all of them without --shard)
+  ShardRange shard;
   Device device = Device::Cpu;
   std::vector<MethodSpec> specs;  // the FP16 reference first, then every other method once
 };
@@ -195,6 +201,9 @@ EvalPlan plan_eval(const EvalOptions& o) {
   }
   check_window_length(c, p.protocol.ctx, o.model_path);
   p.windows = plan_windows(text_tokens, p.tokenizer->bos_id(), p.protocol, p.dataset.path);
+  p.shard = shard_range(o.shard, p.windows.size());
+  p.windows.erase(p.windows.begin() + p.shard.end, p.windows.end());
+  p.windows.erase(p.windows.begin(), p.windows.begin() + p.shard.begin);
   // llama.cpp's CPU arithmetic is emulated by the CPU backend only.
   if (o.activations == Activations::LlamaCpp && o.device == DeviceChoice::Cuda)
     fail("activations", "llama.cpp arithmetic runs on the CPU backend only; use --device cpu or auto");
@@ -324,6 +333,7 @@ PreparedMethod prepare_method(const MethodSpec& spec, const Model& fp16, const E
     q.bits = spec.bits;
     q.group_size = spec.group_size;
     q.eval_path = o.dataset_path;
+    if (q.family == MethodFamily::Awq && !q.awq_device.search) q.awq_device = awq_device_for(o.device);
     QuantizeResult res = quantize_model(fp16, q, &tokenizer);
     r.model = std::move(res.model);
     r.quantization = std::move(res.quantization);
@@ -339,11 +349,12 @@ PreparedMethod prepare_method(const MethodSpec& spec, const Model& fp16, const E
 
 // ---- run: backends in lockstep ----------------------------------------------------------------
 
-std::unique_ptr<LogitsBackend> make_backend(Device device, const Model& m, Activations activations) {
+std::unique_ptr<LogitsBackend> make_backend(Device device, const Model& m, Activations activations, bool offload) {
 #ifdef QB_HAVE_CUDA
-  if (device == Device::Cuda) return make_cuda_backend(m, 0);
+  if (device == Device::Cuda) return make_cuda_backend(m, 0, offload ? CudaWeights::Offload : CudaWeights::Auto);
 #else
   (void)device;  // resolve_device never picks CUDA without the CUDA backend
+  (void)offload;
 #endif
   return make_cpu_backend(m, activations);
 }
@@ -352,16 +363,96 @@ std::unique_ptr<LogitsBackend> make_backend(Device device, const Model& m, Activ
 // GPU kernels cannot take (e.g. 3-bit, or out_features not a multiple of 8) send the whole run to
 // the CPU, said in one line; with --device cuda they are an error. Returns the device used.
 Device make_backends(std::vector<PreparedMethod>& methods, Device device, DeviceChoice requested,
-                     Activations activations) {
+                     Activations activations, bool offload) {
   try {
-    for (auto& r : methods) r.backend = make_backend(device, r.model, activations);
+    for (auto& r : methods) r.backend = make_backend(device, r.model, activations, offload);
   } catch (const Error& e) {
     if (requested != DeviceChoice::Auto || device == Device::Cpu) throw;
     std::fprintf(stderr, "note: evaluating on the CPU: %s\n", e.what());
     device = Device::Cpu;
-    for (auto& r : methods) r.backend = make_backend(device, r.model, activations);
+    for (auto& r : methods) r.backend = make_backend(device, r.model, activations, offload);
   }
   return device;
+}
+
+// One evaluated method for the run document, and its setting for the catalog projection.
+void record_method(PreparedMethod& r, LockstepSums sums, std::vector<EvaluatedMethod>& evaluated,
+                   std::vector<VramSetting>& settings) {
+  evaluated.push_back({r.family, r.label, r.quantization, r.layers, r.model.weight_bytes_by_dtype(),
+                       r.backend->device(), r.backend->memory(), std::move(sums)});
+  // The catalog projection counts plain quantized linears; it has no model of kept FP16 columns,
+  // nor of llama.cpp's per-tensor type mixes (gguf).
+  if (r.family != family_name(MethodFamily::RtnKeep) && r.family != family_name(MethodFamily::Gguf))
+    settings.push_back({method_label(r.family, r.bits, r.group_size), r.bits, r.group_size});
+}
+
+// Bytes of a checkpoint as stored: a GGUF file, or a directory's safetensors files.
+size_t checkpoint_bytes(const std::string& path) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (is_gguf_path(path)) return static_cast<size_t>(fs::file_size(path, ec));
+  size_t total = 0;
+  for (fs::directory_iterator it(path, ec), end; !ec && it != end; it.increment(ec))
+    if (it->path().extension() == ".safetensors") total += static_cast<size_t>(it->file_size(ec));
+  return total;
+}
+
+// What eval/memory_plan.h needs, from the plan's config, windows and methods.
+MemoryPlanInputs memory_plan_inputs(const EvalPlan& plan, const EvalOptions& o) {
+  MemoryPlanInputs in;
+  const Model& source = plan.source;
+  in.config = source.config;
+  // The reference as stored; a source in other dtypes (F32, BF16, GGUF blocks) gets an F16 copy too.
+  in.fp16_weight_bytes = source.weight_bytes();
+  for (const auto& [dtype, bytes] : source.weight_bytes_by_dtype())
+    if (dtype != "F16") {
+      in.fp16_weight_bytes += static_cast<size_t>(source.parameter_count()) * 2;
+      break;
+    }
+  for (size_t i = 1; i < plan.specs.size(); ++i) {
+    const MethodSpec& s = plan.specs[i];
+    PlannedMethod m;
+    if (!s.checkpoint_dir.empty()) {
+      m = {s.checkpoint_dir, checkpoint_bytes(s.checkpoint_dir)};
+    } else if (s.family == MethodFamily::Gguf) {
+      const GgufFileType& t = gguf_file_type(s.gguf_type);
+      m = {"gguf " + s.gguf_type, quantized_linear_bytes(in.config, t.bits, ggml::block_elems(t.default_type))};
+      in.quantizes = true;
+    } else {
+      const bool keep = s.family == MethodFamily::RtnKeep;
+      m.label = method_label(family_name(s.family), s.bits, s.group_size,
+                             keep ? keep_label(keep_by_name(s.keep_by), s.keep_fraction) : "");
+      m.weight_bytes = quantized_linear_bytes(in.config, s.bits, s.group_size, keep ? s.keep_fraction : 0);
+      in.quantizes = true;
+      if (s.family == MethodFamily::Awq || s.family == MethodFamily::Gptq || (keep && s.keep_by == KeepBy::Act)) {
+        in.calib_samples = o.quantize.calib_samples;
+        in.calib_seq_len = o.quantize.calib_seq_len;
+      }
+    }
+    in.methods.push_back(m);
+  }
+  for (const Window& w : plan.windows) {
+    in.ctx = std::max(in.ctx, static_cast<int>(w.tokens.size()));
+    in.scored_tokens += w.tokens.size() - w.first_scored;
+  }
+  return in;
+}
+
+// The run document's reference fields of a sequential run: the store and its KL error bound (the
+// largest over methods of the mean per-target bound, which bounds the error of each kl_mean; and
+// the largest per-target bound, which bounds any percentile's).
+nlohmann::json stored_reference_json(const ReferenceStore& store, const std::vector<EvaluatedMethod>& evaluated) {
+  double mean_bound = 0.0, max_bound = 0.0;
+  for (const EvaluatedMethod& m : evaluated)
+    if (m.sums.kl.n) {
+      mean_bound = std::max(mean_bound, m.sums.kl_error_bound_sum / m.sums.kl.n);
+      max_bound = std::max(max_bound, m.sums.kl_error_bound_max);
+    }
+  return {{"store", ReferenceStore::description()},
+          {"store_bytes", store.bytes()},
+          {"bytes_per_token", ReferenceStore::record_bytes(store.vocab())},
+          {"kl_error_bound", mean_bound},
+          {"kl_error_bound_max_token", max_bound}};
 }
 
 // The GPU's probe (measured peaks included) for the run document, or null on the CPU.
@@ -376,22 +467,71 @@ nlohmann::json device_json_for(Device device) {
 
 }  // namespace
 
+AwqDevice awq_device_for(DeviceChoice device) {
+  if (device == DeviceChoice::Cpu) return {};
+#ifdef QB_HAVE_CUDA
+  const std::string why = kernels::cuda_unavailable_reason();
+  if (why.empty()) {
+    std::fprintf(stderr, "awq: block forwards and searches on the GPU\n");
+    return make_cuda_awq(0);
+  }
+  if (device == DeviceChoice::Cuda) fail("device", why);
+#else
+  if (device == DeviceChoice::Cuda)
+    fail("device", "this build has no CUDA backend (configure with -DQUANTBENCH_CUDA=ON)");
+#endif
+  return {};
+}
+
 nlohmann::json run_eval(const EvalOptions& o) {
+  // Measured before the source is loaded: what the plan below may use.
+  const size_t available = o.memory_budget_bytes ? o.memory_budget_bytes : available_memory_bytes();
   EvalPlan plan = plan_eval(o);
+  const MemoryPlanInputs plan_inputs = memory_plan_inputs(plan, o);
+  const MemoryPlan memory = plan_eval_memory(plan_inputs);
+  const std::string store_dir = reference_store_dir(o.scratch_dir);
+  std::error_code ec;
+  const std::filesystem::space_info disk = std::filesystem::space(store_dir, ec);
+  const ModeChoice choice = choose_eval_mode(o.mode, memory, available, ec ? 0 : disk.available, store_dir);
+  std::fprintf(stderr, "%s\n", memory_plan_line(plan_inputs, memory, choice, available).c_str());
 
   // The FP16 reference always runs first: deltas, KL and agreement are measured against it.
   const Model fp16 = to_fp16(plan.source);
-  std::vector<PreparedMethod> methods;
-  for (const MethodSpec& s : plan.specs) methods.push_back(prepare_method(s, fp16, o, *plan.tokenizer));
-  const Device device = make_backends(methods, plan.device, o.device, o.activations);
+  std::vector<EvaluatedMethod> evaluated;
+  std::vector<VramSetting> settings;
+  Device device = plan.device;
+  nlohmann::json reference = {{"mode", eval_mode_name(choice.mode)}};
+  if (choice.mode == EvalMode::Lockstep) {
+    std::vector<PreparedMethod> methods;
+    for (const MethodSpec& s : plan.specs) methods.push_back(prepare_method(s, fp16, o, *plan.tokenizer));
+    device = make_backends(methods, plan.device, o.device, o.activations, o.offload);
 
-  std::vector<LogitsBackend*> backends;
-  std::vector<std::string> labels;
-  for (auto& r : methods) {
-    backends.push_back(r.backend.get());
-    labels.push_back(r.label);
+    std::vector<LogitsBackend*> backends;
+    std::vector<std::string> labels;
+    for (auto& r : methods) {
+      backends.push_back(r.backend.get());
+      labels.push_back(r.label);
+    }
+    std::vector<LockstepSums> sums = run_lockstep(plan.windows, backends, labels);
+    for (size_t i = 0; i < methods.size(); ++i) record_method(methods[i], std::move(sums[i]), evaluated, settings);
+  } else {
+    // One method at a time: prepared, run over every window, recorded and dropped before the next.
+    // Each method takes the GPU if it can (make_backends' fallback, per method): KL is scored on
+    // the host against the stored reference, so methods need not share a device.
+    ReferenceStore store(store_dir, plan.source.config.vocab_size);
+    bool on_gpu = false;
+    for (size_t i = 0; i < plan.specs.size(); ++i) {
+      std::vector<PreparedMethod> one;
+      one.push_back(prepare_method(plan.specs[i], fp16, o, *plan.tokenizer));
+      on_gpu = make_backends(one, plan.device, o.device, o.activations, o.offload) == Device::Cuda || on_gpu;
+      PreparedMethod& r = one.front();
+      LockstepSums sums = i == 0 ? run_reference_to_store(plan.windows, *r.backend, r.label, store)
+                                 : run_against_store(plan.windows, *r.backend, r.label, store);
+      record_method(r, std::move(sums), evaluated, settings);
+    }
+    device = on_gpu ? Device::Cuda : Device::Cpu;
+    reference.update(stored_reference_json(store, evaluated));
   }
-  std::vector<LockstepSums> sums = run_lockstep(plan.windows, backends, labels);
 
   EvalResults results;
   results.tool = tool_info();
@@ -408,19 +548,15 @@ nlohmann::json run_eval(const EvalOptions& o) {
   results.dataset_tokens = plan.dataset_tokens;
   results.protocol = plan.protocol;
   results.windows = plan.windows.size();
-  std::vector<VramSetting> settings;
-  for (size_t i = 0; i < methods.size(); ++i) {
-    PreparedMethod& r = methods[i];
-    results.methods.push_back({r.family, r.label, r.quantization, r.layers, r.model.weight_bytes_by_dtype(),
-                               r.backend->device(), r.backend->memory(), std::move(sums[i])});
-    // The catalog projection counts plain quantized linears; it has no model of kept FP16 columns,
-    // nor of llama.cpp's per-tensor type mixes (gguf).
-    if (r.family != family_name(MethodFamily::RtnKeep) && r.family != family_name(MethodFamily::Gguf))
-      settings.push_back({method_label(r.family, r.bits, r.group_size), r.bits, r.group_size});
-  }
+  results.shard = plan.shard;
+  results.methods = std::move(evaluated);
   results.vram_catalog =
       vram_catalog(load_catalog_models(o.catalog_path.empty() ? QB_DEFAULT_CATALOG : o.catalog_path), settings);
-  return eval_run_document(results);
+  nlohmann::json document = eval_run_document(results);
+  // How the reference was compared and the plan that chose it (reports/SCHEMA.md, 1.1).
+  document["reference"] = reference;
+  document["memory_plan"] = memory_plan_json(plan_inputs, memory, o.mode, choice, available);
+  return document;
 }
 
 }  // namespace qb

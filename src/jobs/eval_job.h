@@ -4,7 +4,9 @@
 // top-1 agreement compare the same positions. It is the one place that knows every stage:
 //   plan     the inputs checked and loaded, the windows cut (eval/protocol.h), the device chosen
 //   methods  each weight format built: quantized (src/quant) or loaded from a checkpoint
-//   run      backends (eval/cpu_backend.h, src/gpu) driven in lockstep (eval/lockstep.h) -> sums
+//   run      backends (eval/cpu_backend.h, src/gpu) driven in lockstep (eval/lockstep.h) -> sums, or
+//            sequentially, one method at a time against the reference stored on disk, when the
+//            memory plan (eval/memory_plan.h, checked before any method is prepared) says so
 //   document the sums turned into the run document (eval/run_document.h), kind "eval"
 #include <string>
 #include <vector>
@@ -12,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "datasets/dataset.h"
+#include "eval/memory_plan.h"
 #include "eval/protocol.h"
 #include "model/cpu_forward.h"
 #include "quant/quantize.h"
@@ -36,6 +39,11 @@ std::vector<MethodSpec> parse_methods(const std::string& list, int default_bits,
 
 enum class DeviceChoice { Cpu, Cuda, Auto };  // Auto: the GPU when one is usable, else the CPU
 
+// Where AWQ's block forwards and search run for --device (QuantizeOptions::awq_device): the GPU
+// (gpu/awq_search_cuda.h) for cuda, and for auto when a device is usable; else empty, the CPU.
+// cuda without a usable device (or without a CUDA build) is an error.
+AwqDevice awq_device_for(DeviceChoice device);
+
 struct EvalOptions {
   std::string model_path;
   std::string tokenizer_path;  // "" -> the tokenizer beside the model (datasets/tokenizer.h)
@@ -47,10 +55,22 @@ struct EvalOptions {
   // group size and kept channels come from its MethodSpec, and eval_path is dataset_path.
   QuantizeOptions quantize;
   DeviceChoice device = DeviceChoice::Auto;
+  // CUDA: keep every method's block weights in pinned host memory and stream them per layer
+  // (gpu/cuda_backend.h CudaWeights::Offload); without it, only a model whose blocks do not fit.
+  bool offload = false;
   // CPU arithmetic: float32 (exact) or llama.cpp's (model/cpu_forward.h), which runs on the CPU.
   Activations activations = Activations::Exact;
   // Model-shape catalog for the projected VRAM of 7B..70B models; "" -> bench/model_shapes.json.
   std::string catalog_path;
+  // lockstep: every method's backend alive at once, window by window; sequential: the reference
+  // first, its rows kept on disk (eval/reference_store.h), then each method alone (one method's
+  // weights in memory at a time); auto: lockstep when its memory plan fits (eval/memory_plan.h).
+  EvalMode mode = EvalMode::Auto;
+  std::string scratch_dir;         // sequential: where the reference store goes; "" -> $TMPDIR, else /tmp
+  size_t memory_budget_bytes = 0;  // what the memory plan may use; 0 -> the machine's available memory
+  // --shard I/N: this process evaluates windows [I*W/N, (I+1)*W/N) of the W planned and writes a
+  // shard document that eval/shard_merge.h merges exactly.
+  ShardSpec shard;
 };
 
 nlohmann::json run_eval(const EvalOptions& options);

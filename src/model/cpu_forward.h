@@ -1,11 +1,14 @@
 #pragma once
-// The CPU forward pass of a Llama model over whole windows at once (prefill), float32 compute,
-// GEMMs through OpenBLAS, attention and element-wise work multithreaded with OpenMP.
+// The CPU forward pass of a Llama model over whole windows at once (prefill), float32 compute:
+// each linear a GEMM per tile of weight rows widened from their stored form, causal attention by
+// blocks of queries (only keys up to a block's last query), multithreaded with OpenMP. The GEMM
+// micro-kernel and exp are AVX-512 where the CPU has it (OpenBLAS and std::exp elsewhere).
 //
 // Every activation is row-major with one row per token: a batch is n_seq independent sequences of
 // seq_len tokens each (rows = n_seq * seq_len), sequence s occupying rows s*seq_len .. +seq_len-1
 // at positions 0 .. seq_len-1. The pieces (rmsnorm, linear, attention, mlp, block_forward) are
 // free functions of explicit weights so that AWQ can run one block with candidate weights.
+#include <memory>
 #include <vector>
 
 #include "model/model.h"
@@ -89,11 +92,21 @@ void mlp(const LlamaConfig& c, const CpuLayer& layer, const float* xn, int rows,
 void block_forward(const LlamaConfig& c, const CpuLayer& layer, float* x, int n_seq, int seq_len,
                    BlockInputs* capture = nullptr);
 
-// A model prepared for CPU evaluation: weights widened once, then windows run through it.
+// The buffers one forward pass works in (llama2.c's RunState): activations, q/k/v, attention scores,
+// per-thread weight tiles. Sized for the largest window seen, grown and never shrunk.
+struct RunState;
+
+// A model evaluated on the CPU from its weights as stored: every linear (F32/F16/BF16, GGUF blocks,
+// quantized codes with kept FP16 columns) is widened a tile of output rows at a time into a scratch
+// of the run state and multiplied there, the embedding widens only the rows of the tokens used.
+// Holds a copy of the Model (its tensors share the file mapping) and no FP32 copy of any weight
+// matrix. One window at a time: the run state is not shared between threads.
 class CpuModel {
  public:
   explicit CpuModel(const Model& model, Activations activations = Activations::Exact);
-  const LlamaConfig& config() const { return config_; }
+  ~CpuModel();
+  CpuModel(CpuModel&&) noexcept;
+  const LlamaConfig& config() const { return model_.config; }
   // x [n_tokens, hidden_size] = embedding rows of tokens.
   void embed(const int* tokens, int n_tokens, float* x) const;
   // logits [n_seq*seq_len, vocab] for n_seq sequences of seq_len tokens (tokens row-major).
@@ -102,12 +115,12 @@ class CpuModel {
   void head(const float* x, int rows, std::vector<float>& logits) const;
 
  private:
-  LlamaConfig config_;
-  std::vector<float> embed_;    // [vocab, hidden_size]
-  std::vector<CpuLayer> layers_;
-  std::vector<float> norm_;     // [hidden_size]
-  std::vector<float> lm_head_;  // [vocab, hidden_size]
+  Model model_;
+  // Per layer its norms, biases and activation formats (CpuLayer without widened linears).
+  std::vector<CpuLayer> small_;
+  std::vector<float> norm_;  // [hidden_size]
   ActivationFormat head_act_ = ActivationFormat::Exact;  // lm_head's input format
+  std::unique_ptr<RunState> state_;
 };
 
 }  // namespace qb

@@ -39,6 +39,10 @@ class LogitsBackend {
   // naming `where`.
   virtual void score(const std::vector<int>& tokens, int first, const LogitsBackend* reference,
                      const std::string& where, WindowScores& out) const = 0;
+  // The logits of the last run, [n_tokens, vocab], on the host: the CPU backend's own; a GPU
+  // backend copies them into `scratch`. Sequential eval (eval/reference_store.h) keeps the
+  // reference's rows on disk and scores each method's rows against them on the host.
+  virtual const float* host_logits(std::vector<float>& scratch) const = 0;
   // Device memory of this backend: null on the CPU; on a GPU {"weight_bytes_device",
   // "peak_bytes", ...} as measured with cudaMemGetInfo (see the run document's "vram").
   virtual nlohmann::json memory() const { return nullptr; }

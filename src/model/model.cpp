@@ -1,5 +1,6 @@
 #include "model/model.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <iterator>
@@ -128,7 +129,9 @@ void Tensor::rows_to_float(int64_t row_begin, int64_t row_end, float* out) const
   } else if (dtype == DType::F32) {
     std::memcpy(out, static_cast<const float*>(data) + row_begin * row_len, sizeof(float) * (row_end - row_begin) * row_len);
   } else {
-    for (int64_t i = row_begin * row_len; i < row_end * row_len; ++i) out[i - row_begin * row_len] = at(i);
+    const uint16_t* first = static_cast<const uint16_t*>(data) + row_begin * row_len;
+    const size_t n = static_cast<size_t>((row_end - row_begin) * row_len);
+    dtype == DType::F16 ? halves_to_float(first, out, n) : bf16s_to_float(first, out, n);
   }
 }
 
@@ -166,6 +169,111 @@ size_t QuantizedWeight::stored_bytes() const {
   return quantized_stored_bytes(n, k, bits, group_size) + g_idx.size() * sizeof(int32_t);
 }
 
+namespace {
+
+// Calls emit(i, code) for the k codes packed `bits` wide, LSB first, from src.
+template <class Emit>
+void for_each_packed_code(const uint8_t* src, int k, int bits, Emit emit) {
+  const uint32_t mask = (1u << bits) - 1;
+  uint32_t pending = 0;  // bits read from src and not yet emitted, lowest first
+  int n_pending = 0;
+  for (int i = 0; i < k; ++i) {
+    if (n_pending < bits) {
+      pending |= static_cast<uint32_t>(*src++) << n_pending;
+      n_pending += 8;
+    }
+    emit(i, static_cast<uint8_t>(pending & mask));
+    pending >>= bits;
+    n_pending -= bits;
+  }
+}
+
+// out[i] = (code i - zero) * scale for the `len` 4-bit codes in src, two a byte, low nibble first.
+// The float arithmetic is the same as the generic path's, so both give identical values.
+void dequantize_nibbles(const uint8_t* src, int len, float scale, float zero, float* out) {
+  const int pairs = len / 2;
+  for (int j = 0; j < pairs; ++j) {
+    const uint8_t b = src[j];
+    out[2 * j] = (static_cast<float>(b & 15) - zero) * scale;
+    out[2 * j + 1] = (static_cast<float>(b >> 4) - zero) * scale;
+  }
+  if (len % 2) out[len - 1] = (static_cast<float>(src[pairs] & 15) - zero) * scale;
+}
+
+}  // namespace
+
+void QuantizedWeight::allocate(int n_out, int k_in, int code_bits, int group) {
+  if (n_out < 0 || k_in < 0 || code_bits < 1 || code_bits > 8 || group < 1)
+    fail("QuantizedWeight", "cannot allocate n=" + std::to_string(n_out) + " k=" + std::to_string(k_in) +
+                                " bits=" + std::to_string(code_bits) + " group_size=" + std::to_string(group));
+  n = n_out;
+  k = k_in;
+  bits = code_bits;
+  group_size = group;
+  codes_.assign(static_cast<size_t>(n) * row_bytes(), 0);
+  scales.assign(static_cast<size_t>(n_groups()) * n, 0);
+  zeros.assign(static_cast<size_t>(n_groups()) * n, 0);
+  g_idx.clear();
+}
+
+uint8_t QuantizedWeight::code(int o, int i) const {
+  const size_t bit = static_cast<size_t>(i) * bits;
+  const uint8_t* b = &codes_[static_cast<size_t>(o) * row_bytes() + bit / 8];
+  const int shift = static_cast<int>(bit % 8);
+  uint32_t v = b[0] >> shift;
+  if (shift + bits > 8) v |= static_cast<uint32_t>(b[1]) << (8 - shift);  // straddles two bytes
+  return static_cast<uint8_t>(v & ((1u << bits) - 1));
+}
+
+void QuantizedWeight::set_code(int o, int i, uint8_t v) {
+  const size_t bit = static_cast<size_t>(i) * bits;
+  uint8_t* b = &codes_[static_cast<size_t>(o) * row_bytes() + bit / 8];
+  const int shift = static_cast<int>(bit % 8);
+  const uint32_t mask = (1u << bits) - 1, value = v & mask;
+  b[0] = static_cast<uint8_t>((b[0] & ~(mask << shift)) | (value << shift));
+  if (shift + bits > 8)
+    b[1] = static_cast<uint8_t>((b[1] & ~(mask >> (8 - shift))) | (value >> (8 - shift)));
+}
+
+void QuantizedWeight::row_codes(int o, uint8_t* out) const {
+  const uint8_t* src = &codes_[static_cast<size_t>(o) * row_bytes()];
+  if (bits == 8) {
+    std::memcpy(out, src, static_cast<size_t>(k));
+  } else if (bits == 4) {
+    const int pairs = k / 2;  // a local: byte stores may alias k, which would stop vectorization
+    for (int j = 0; j < pairs; ++j) {
+      out[2 * j] = src[j] & 15;
+      out[2 * j + 1] = src[j] >> 4;
+    }
+    if (k % 2) out[k - 1] = src[pairs] & 15;
+  } else {
+    for_each_packed_code(src, k, bits, [&](int i, uint8_t c) { out[i] = c; });
+  }
+}
+
+void QuantizedWeight::set_row_codes(int o, const uint8_t* in) {
+  uint8_t* dst = &codes_[static_cast<size_t>(o) * row_bytes()];
+  const uint32_t mask = (1u << bits) - 1;
+  if (bits == 8) {
+    std::memcpy(dst, in, static_cast<size_t>(k));
+  } else if (bits == 4) {
+    const int pairs = k / 2;  // a local: byte stores may alias k, which would stop vectorization
+    for (int j = 0; j < pairs; ++j) dst[j] = static_cast<uint8_t>((in[2 * j] & 15) | (in[2 * j + 1] & 15) << 4);
+    if (k % 2) dst[pairs] = in[k - 1] & 15;
+  } else {
+    uint32_t pending = 0;  // bits not yet written to dst, lowest first
+    int n_pending = 0;
+    for (int i = 0; i < k; ++i) {
+      pending |= (in[i] & mask) << n_pending;
+      for (n_pending += bits; n_pending >= 8; n_pending -= 8) {
+        *dst++ = static_cast<uint8_t>(pending);
+        pending >>= 8;
+      }
+    }
+    if (n_pending > 0) *dst = static_cast<uint8_t>(pending);
+  }
+}
+
 std::vector<float> QuantizedWeight::dequantize() const {
   std::vector<float> w(static_cast<size_t>(n) * k);
 #pragma omp parallel for schedule(static)
@@ -174,12 +282,36 @@ std::vector<float> QuantizedWeight::dequantize() const {
 }
 
 void QuantizedWeight::dequantize_rows(int row_begin, int row_end, float* out) const {
+  const int n_group = n_groups();
+  // 4-bit codes in contiguous groups that start on a byte: a group's scale and zero loaded once.
+  const bool nibble_groups = bits == 4 && g_idx.empty() && group_size % 2 == 0;
   for (int o = row_begin; o < row_end; ++o) {
+    const uint8_t* src = &codes_[static_cast<size_t>(o) * row_bytes()];
     float* row = out + static_cast<size_t>(o - row_begin) * k;
-    for (int i = 0; i < k; ++i) {
-      const size_t g = static_cast<size_t>(group_of(i)) * n + o;
-      row[i] = (static_cast<float>(q[static_cast<size_t>(o) * k + i]) - static_cast<float>(zeros[g])) *
-               half_to_float(scales[g]);
+    if (nibble_groups) {
+      for (int g = 0; g < n_group; ++g) {
+        const size_t at = static_cast<size_t>(g) * n + o;
+        const int begin = g * group_size;
+        dequantize_nibbles(src + begin / 2, std::min(group_size, k - begin), half_to_float(scales[at]),
+                           static_cast<float>(zeros[at]), row + begin);
+      }
+      continue;
+    }
+    if (bits == 8) {
+      for (int i = 0; i < k; ++i) row[i] = static_cast<float>(src[i]);
+    } else {
+      for_each_packed_code(src, k, bits, [&](int i, uint8_t c) { row[i] = static_cast<float>(c); });
+    }
+    for (int begin = 0, end; begin < k; begin = end) {  // runs of input channels in one group
+      const int g = group_of(begin);
+      if (g_idx.empty()) {
+        end = std::min(k, begin + group_size);
+      } else {
+        for (end = begin + 1; end < k && g_idx[end] == g;) ++end;
+      }
+      const size_t at = static_cast<size_t>(g) * n + o;
+      const float scale = half_to_float(scales[at]), zero = static_cast<float>(zeros[at]);
+      for (int i = begin; i < end; ++i) row[i] = (row[i] - zero) * scale;
     }
   }
 }

@@ -83,17 +83,28 @@ struct Tensor {
 // GPTQ checkpoints quantized with act-order and no static groups (quant/gptq_format.h) assign
 // input channels to groups out of order: g_idx holds each channel's group. The CPU dequantizes
 // them; the GPU's W4A16 kernels take contiguous groups only and refuse them.
-// Codes are kept unpacked (one byte each) so that every bit width 2..8 shares one representation;
-// the AutoAWQ checkpoint format (4-bit only) packs them on write, see quant/awq_format.h.
+// Codes are held packed as stored, `bits` wide, LSB first, each output row o in a byte range of its
+// own (row_bytes() = ceil(k * bits / 8), the last byte's unused high bits zero): for bits = 4 two
+// codes share a byte, the even input channel in the low nibble. Rows never share a byte, so
+// different rows may be written from different threads. The checkpoint formats (AutoAWQ 4-bit,
+// GPTQ 2/4/8-bit) repack them into their int32 layouts, see quant/awq_format.h, quant/gptq_format.h.
 struct QuantizedWeight {
   int n = 0, k = 0;
   int bits = 4;
   int group_size = 128;
   bool symmetric = false;        // symmetric: zero is fixed at 2^(bits-1)
-  std::vector<uint8_t> q;        // [n, k] codes in 0 .. 2^bits - 1
   std::vector<uint16_t> scales;  // [n_groups, n] FP16 bits
   std::vector<uint8_t> zeros;    // [n_groups, n] integer zero points
   std::vector<int32_t> g_idx;    // [k] group of each input channel; empty: i / group_size
+
+  // Sets the shape, sizes codes (all 0), scales and zeros for it, and clears g_idx.
+  void allocate(int n_out, int k_in, int code_bits, int group);
+  size_t row_bytes() const { return (static_cast<size_t>(k) * bits + 7) / 8; }
+  uint8_t code(int o, int i) const;
+  void set_code(int o, int i, uint8_t v);          // v in 0 .. 2^bits - 1
+  void row_codes(int o, uint8_t* out) const;       // out [k]: the codes of row o
+  void set_row_codes(int o, const uint8_t* codes);  // codes [k] in 0 .. 2^bits - 1
+  const std::vector<uint8_t>& packed_codes() const { return codes_; }  // [n, row_bytes()]
 
   int n_groups() const { return (k + group_size - 1) / group_size; }
   int group_of(int i) const { return g_idx.empty() ? i / group_size : g_idx[i]; }
@@ -101,6 +112,9 @@ struct QuantizedWeight {
   std::vector<float> dequantize() const;  // [n, k]
   // Output rows [row_begin, row_end) dequantized into out [row_end - row_begin, k]. Serial.
   void dequantize_rows(int row_begin, int row_end, float* out) const;
+
+ private:
+  std::vector<uint8_t> codes_;  // [n, row_bytes()] packed codes in 0 .. 2^bits - 1
 };
 
 // Bytes of a quantized W [n, k] as stored: codes packed bits-wide, FP16 scales, zero points packed

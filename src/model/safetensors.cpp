@@ -1,6 +1,11 @@
 #include "model/safetensors.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cctype>
+#include <cerrno>
 #include <cstring>
 #include <filesystem>
 #include <limits>
@@ -10,6 +15,7 @@
 
 #include "common/error.h"
 #include "common/files.h"
+#include "common/interrupt.h"
 #include "common/json_fields.h"
 
 namespace qb {
@@ -222,6 +228,161 @@ void write_safetensors(const std::string& path, const std::vector<SafetensorsBlo
   out += h;
   for (const auto* t : sorted) out.append(reinterpret_cast<const char*>(t->bytes.data()), t->bytes.size());
   write_file_atomic(path, out);
+}
+
+size_t SafetensorsTensorSpec::nbytes() const {
+  const size_t elem = safetensors_dtype_size(dtype);
+  if (elem == 0) fail(name, "unsupported safetensors dtype " + dtype);
+  size_t n = elem;
+  for (int64_t d : shape) n *= static_cast<size_t>(d);
+  return n;
+}
+
+uint64_t parse_byte_size(const std::string& text, const std::string& where) {
+  size_t digits = 0;
+  while (digits < text.size() && (std::isdigit(static_cast<unsigned char>(text[digits])) || text[digits] == '.'))
+    ++digits;
+  std::string unit = text.substr(digits);
+  for (char& ch : unit) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+  static const std::pair<const char*, double> kUnits[] = {{"", 1},     {"B", 1},          {"KB", 1e3},
+                                                          {"MB", 1e6}, {"GB", 1e9},       {"TB", 1e12},
+                                                          {"KIB", 1024.0}, {"MIB", 1048576.0}, {"GIB", 1073741824.0}};
+  double value = 0;
+  try {
+    size_t used = 0;
+    value = digits ? std::stod(text.substr(0, digits), &used) : -1;
+    if (used != digits) value = -1;
+  } catch (const std::exception&) {
+    value = -1;
+  }
+  for (const auto& [name, scale] : kUnits)
+    if (unit == name && value > 0) return static_cast<uint64_t>(value * scale);
+  fail(where, "'" + text + "' is not a size such as 5GB, 500MB or 2GiB");
+}
+
+SafetensorsShardWriter::SafetensorsShardWriter(std::string dir, std::vector<SafetensorsTensorSpec> plan,
+                                               uint64_t max_shard_bytes, std::map<std::string, std::string> metadata)
+    : dir_(std::move(dir)), plan_(std::move(plan)), metadata_(std::move(metadata)) {
+  if (max_shard_bytes == 0) fail(dir_, "the maximum shard size must be positive");
+  std::set<std::string> names;
+  size_t shard = 0, in_shard = 0, used = 0;  // used: bytes of the shard being filled
+  for (const SafetensorsTensorSpec& t : plan_) {
+    if (!names.insert(t.name).second) fail(dir_, "tensor '" + t.name + "' is planned twice");
+    const size_t bytes = t.nbytes();
+    // HF's split, in plan order: a tensor that would overflow the shard starts the next one (a
+    // tensor over the limit fills one alone).
+    if (in_shard > 0 && (used + bytes > max_shard_bytes || bytes > max_shard_bytes)) {
+      ++shard;
+      in_shard = used = 0;
+    }
+    shard_of_.push_back(shard);
+    ++in_shard;
+    used += bytes;
+  }
+  const size_t n_shards = plan_.empty() ? 1 : shard + 1;
+  for (size_t i = 0; i < n_shards; ++i) {
+    char name[64];
+    std::snprintf(name, sizeof(name), "model-%05zu-of-%05zu.safetensors", i + 1, n_shards);
+    shard_names_.push_back(n_shards == 1 ? "model.safetensors" : name);
+  }
+  open_shard(0);
+}
+
+SafetensorsShardWriter::~SafetensorsShardWriter() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+void SafetensorsShardWriter::open_shard(size_t shard) {
+  nlohmann::json header = nlohmann::json::object();
+  if (!metadata_.empty()) header["__metadata__"] = metadata_;
+  size_t offset = 0;
+  for (size_t i = 0; i < plan_.size(); ++i) {
+    if (shard_of_[i] != shard) continue;
+    const size_t bytes = plan_[i].nbytes();
+    header[plan_[i].name] = {{"dtype", plan_[i].dtype}, {"shape", plan_[i].shape}, {"data_offsets", {offset, offset + bytes}}};
+    offset += bytes;
+  }
+  std::string h = header.dump();
+  h.append((8 - h.size() % 8) % 8, ' ');  // keep the data section 8-byte aligned, as write_safetensors
+  const uint64_t n = h.size();
+  open_path_ = dir_ + "/" + shard_names_[shard];
+  fd_ = ::open(open_path_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+  if (fd_ < 0) fail(open_path_, std::string("cannot write: ") + std::strerror(errno));
+  open_shard_ = shard;
+  write_bytes(&n, 8);
+  write_bytes(h.data(), h.size());
+}
+
+void SafetensorsShardWriter::close_shard() {
+  int error = ::fsync(fd_) != 0 ? errno : 0;
+  if (::close(fd_) != 0 && !error) error = errno;
+  fd_ = -1;
+  if (error) fail(open_path_, std::string("write failed: ") + std::strerror(error));
+}
+
+void SafetensorsShardWriter::write(const std::string& name, const void* data, size_t bytes) {
+  if (finished_) fail(dir_, "tensor '" + name + "' written after finish()");
+  while (next_ < plan_.size() && written_ == plan_[next_].nbytes() && plan_[next_].name != name) {
+    ++next_;
+    written_ = 0;
+  }
+  if (next_ >= plan_.size() || plan_[next_].name != name)
+    fail(dir_, "tensor '" + name + "' written out of plan order (expected '" +
+                   (next_ < plan_.size() ? plan_[next_].name : std::string("nothing more")) + "')");
+  if (written_ + bytes > plan_[next_].nbytes())
+    fail(dir_, "tensor '" + name + "': " + std::to_string(written_ + bytes) + " bytes written, its shape needs " +
+                   std::to_string(plan_[next_].nbytes()));
+  if (shard_of_[next_] != open_shard_) {
+    close_shard();
+    open_shard(shard_of_[next_]);
+  }
+  write_bytes(data, bytes);
+  written_ += bytes;
+}
+
+void SafetensorsShardWriter::write_bytes(const void* data, size_t bytes) {
+  throw_if_interrupted();
+  const auto* p = static_cast<const uint8_t*>(data);
+  for (size_t done = 0; done < bytes;) {
+    const ssize_t w = ::write(fd_, p + done, bytes - done);
+    if (w < 0 && errno == EINTR) {
+      throw_if_interrupted();
+      continue;
+    }
+    if (w < 0) fail(open_path_, std::string("write failed: ") + std::strerror(errno));
+    done += static_cast<size_t>(w);
+  }
+}
+
+void SafetensorsShardWriter::write(const SafetensorsBlob& blob) {
+  const auto planned = std::find_if(plan_.begin() + static_cast<std::ptrdiff_t>(next_), plan_.end(),
+                                    [&](const SafetensorsTensorSpec& t) { return t.name == blob.name; });
+  if (planned != plan_.end() && (planned->dtype != blob.dtype || planned->shape != blob.shape))
+    fail(dir_, "tensor '" + blob.name + "' is " + blob.dtype + " " + shape_str(blob.shape) + ", planned as " +
+                   planned->dtype + " " + shape_str(planned->shape));
+  write(blob.name, blob.bytes.data(), blob.bytes.size());
+}
+
+void SafetensorsShardWriter::finish() {
+  if (finished_) return;
+  while (next_ < plan_.size() && written_ == plan_[next_].nbytes()) {
+    ++next_;
+    written_ = 0;
+  }
+  if (next_ < plan_.size())
+    fail(dir_, "tensor '" + plan_[next_].name + "' was not written (" + std::to_string(written_) + " of " +
+                   std::to_string(plan_[next_].nbytes()) + " bytes)");
+  close_shard();
+  finished_ = true;
+  if (shard_names_.size() == 1) return;
+  nlohmann::json index = {{"metadata", {{"total_size", 0}}}, {"weight_map", nlohmann::json::object()}};
+  size_t total = 0;
+  for (size_t i = 0; i < plan_.size(); ++i) {
+    total += plan_[i].nbytes();
+    index["weight_map"][plan_[i].name] = shard_names_[shard_of_[i]];
+  }
+  index["metadata"]["total_size"] = total;
+  write_file_atomic(dir_ + "/model.safetensors.index.json", index.dump(2) + "\n");
 }
 
 }  // namespace qb

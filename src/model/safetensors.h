@@ -49,6 +49,8 @@ class SafetensorsDirectory {
   explicit SafetensorsDirectory(const std::string& dir);
   bool has(const std::string& name) const { return file_of_.count(name) != 0; }
   std::vector<std::string> names() const;  // every tensor of every file, sorted
+  // The entry as stored, whatever its dtype and shape; an error naming the directory when missing.
+  const SafetensorsEntry& entry(const std::string& name) const { return file_of(name).get(name); }
   // The entry, checked to be one of `dtypes` with exactly `shape`; errors name the file (or the
   // directory, for a missing tensor) and the tensor.
   const SafetensorsEntry& get(const std::string& name, const std::vector<std::string>& dtypes,
@@ -75,5 +77,66 @@ size_t safetensors_dtype_size(const std::string& dtype);  // 0 for an unknown dt
 // Writes atomically (temporary file, then rename); tensors sorted by name, as safetensors does.
 void write_safetensors(const std::string& path, const std::vector<SafetensorsBlob>& tensors,
                        const std::map<std::string, std::string>& metadata = {});
+
+// A tensor planned before its bytes exist.
+struct SafetensorsTensorSpec {
+  std::string name;
+  std::string dtype;
+  std::vector<int64_t> shape;
+  size_t nbytes() const;  // shape x dtype size; an error for an unknown dtype
+};
+
+// HF save_pretrained's default max_shard_size "5GB" (decimal, as HF counts "GB"; "GiB" is binary).
+constexpr uint64_t kDefaultShardBytes = 5'000'000'000ULL;
+// "5GB", "500MB", "2GiB", "100KB", "123" (bytes), as HF's max_shard_size; an error naming `where`.
+uint64_t parse_byte_size(const std::string& text, const std::string& where);
+
+// Writes an HF safetensors directory as a stream, so that a checkpoint larger than memory never
+// exists in memory: every tensor (name, dtype, shape) is planned up front and assigned, in plan
+// order, to shards of at most max_shard_bytes of tensor data (HF's split: a shard is closed when
+// the next tensor would overflow it; a tensor larger than the limit gets a shard of its own).
+// One shard is "model.safetensors"; several are "model-00001-of-0000N.safetensors" with
+// "model.safetensors.index.json" ({"metadata": {"total_size"}, "weight_map"}), as HF writes them.
+// Each shard's header is written when the shard is opened; then the tensors' bytes arrive in plan
+// order, each in as many pieces as the caller likes. Files are written into `dir`, which should be
+// an AtomicDirectory's temporary directory (common/files.h): a failed or interrupted run then
+// leaves nothing behind.
+class SafetensorsShardWriter {
+ public:
+  SafetensorsShardWriter(std::string dir, std::vector<SafetensorsTensorSpec> plan, uint64_t max_shard_bytes,
+                         std::map<std::string, std::string> metadata = {{"format", "pt"}});
+  ~SafetensorsShardWriter();
+  SafetensorsShardWriter(const SafetensorsShardWriter&) = delete;
+  SafetensorsShardWriter& operator=(const SafetensorsShardWriter&) = delete;
+
+  // The next `bytes` of tensor `name`, which must be the planned tensor now being written (the
+  // next one in the plan once the previous one is complete); an error names the tensor otherwise,
+  // or when the bytes overrun its size.
+  void write(const std::string& name, const void* data, size_t bytes);
+  // The whole tensor at once (write() with all its bytes).
+  void write(const SafetensorsBlob& blob);
+  // Checks that every planned tensor is complete, closes (fsyncs) the last shard and writes the
+  // index when there are several shards.
+  void finish();
+  // The shard file names, in order.
+  const std::vector<std::string>& shard_names() const { return shard_names_; }
+
+ private:
+  void open_shard(size_t shard);
+  void close_shard();
+  void write_bytes(const void* data, size_t bytes);  // to the open shard
+
+  std::string dir_;
+  std::vector<SafetensorsTensorSpec> plan_;
+  std::map<std::string, std::string> metadata_;
+  std::vector<size_t> shard_of_;          // plan index -> shard index
+  std::vector<std::string> shard_names_;  // shard index -> file name
+  size_t next_ = 0;     // plan index of the tensor being written
+  size_t written_ = 0;  // bytes of it written so far
+  int fd_ = -1;
+  size_t open_shard_ = 0;
+  std::string open_path_;
+  bool finished_ = false;
+};
 
 }  // namespace qb

@@ -1,11 +1,15 @@
 #include "quant/awq.h"
 
+#include <cblas.h>
+
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <functional>
 
 #include "common/error.h"
 #include "common/interrupt.h"
+#include "quant/rtn_keep.h"
 
 namespace qb {
 
@@ -23,29 +27,36 @@ void divide_rows(std::vector<float>& w, int cols, const std::vector<float>& row_
     for (int i = 0; i < cols; ++i) w[r * cols + i] /= row_scale[r];
 }
 
-// mean |x| per column of x [rows, cols].
-std::vector<float> mean_abs_columns(const std::vector<float>& x, int cols) {
-  const size_t rows = x.size() / cols;
-  std::vector<double> sum(cols, 0.0);
-  for (size_t r = 0; r < rows; ++r)
-    for (int i = 0; i < cols; ++i) sum[i] += std::fabs(x[r * cols + i]);
-  std::vector<float> mean(cols);
-  for (int i = 0; i < cols; ++i) mean[i] = static_cast<float>(sum[i] / static_cast<double>(rows));
-  return mean;
-}
-
-double mean_squared_difference(const std::vector<float>& a, const std::vector<float>& b) {
+// sum over i of (a[i] - b[i])^2 for n values.
+double squared_difference_sum(const float* a, const float* b, size_t n) {
   double sum = 0.0;
-#pragma omp parallel for reduction(+ : sum) schedule(static) if (a.size() >= (1u << 16))
-  for (size_t i = 0; i < a.size(); ++i) {
+#pragma omp parallel for reduction(+ : sum) schedule(static) if (n >= (1u << 16))
+  for (size_t i = 0; i < n; ++i) {
     const double d = static_cast<double>(a[i]) - b[i];
     sum += d * d;
   }
-  return sum / static_cast<double>(a.size());
+  return sum;
 }
 
-// Runs the module a group feeds (with the candidate weights) and writes its output.
-using ModuleForward = std::function<void(const CpuLayer& candidate, std::vector<float>& out)>;
+// Runs the module a group feeds with the candidate weights on sequences [first_seq, first_seq +
+// n_seqs) of the calibration batch, writing its output rows to out.
+using ModuleForward = std::function<void(const CpuLayer& candidate, int first_seq, int n_seqs, float* out)>;
+
+// The calibration batch in chunks of whole sequences for the candidate forwards.
+struct ForwardChunks {
+  int n_seq, seq_len, seqs_per_chunk;
+  size_t out_cols;  // the module's output width
+  // Runs forward on every chunk in order; each chunk's output is passed to use(first_seq, n_seqs, out).
+  template <class Use>
+  void run(const CpuLayer& layer, const ModuleForward& forward, std::vector<float>& buffer, Use use) const {
+    buffer.resize(static_cast<size_t>(std::min(seqs_per_chunk, n_seq)) * seq_len * out_cols);
+    for (int first = 0; first < n_seq; first += seqs_per_chunk) {
+      const int count = std::min(seqs_per_chunk, n_seq - first);
+      forward(layer, first, count, buffer.data());
+      use(first, count, buffer.data());
+    }
+  }
+};
 
 struct ScaleSearch {
   std::vector<float> scales;  // best s [k]
@@ -53,109 +64,86 @@ struct ScaleSearch {
 };
 
 // llm-awq _search_module_scale: the group's linears `members` (all with input dim k) share the
-// input whose mean |x| is x_mean [k]; `forward` runs the inspected module.
-ScaleSearch search_group_scale(const CpuLayer& fp16, const std::vector<int>& members, const std::vector<float>& x_mean,
-                               const ModuleForward& forward, const AwqOptions& options, const std::string& where) {
+// input whose mean |x| is x_mean [k]; `forward` runs the inspected module. The members' weights
+// in `candidate` (otherwise a copy of fp16) are the work space, restored to fp16's on return.
+ScaleSearch search_group_scale(const CpuLayer& fp16, CpuLayer& candidate, const std::vector<int>& members,
+                               const std::vector<float>& x_mean, const ModuleForward& forward,
+                               const ForwardChunks& chunks, const AwqOptions& options, const std::string& where) {
   const int k = static_cast<int>(x_mean.size());
-  std::vector<float> reference, out;
-  forward(fp16, reference);
-  CpuLayer candidate = fp16;
+  const size_t row_size = static_cast<size_t>(chunks.seq_len) * chunks.out_cols;  // output floats per sequence
+  std::vector<float> reference(row_size * chunks.n_seq), out;
+  chunks.run(fp16, forward, out, [&](int first, int count, const float* y) {
+    std::copy_n(y, row_size * count, reference.begin() + row_size * first);
+  });
   const auto fp16_weights = block_linears(fp16);
   const auto candidate_weights = block_linears(candidate);
   ScaleSearch best;
   double best_loss = INFINITY;
-  std::vector<float> s(k), scaled;
+  std::vector<float> s, scaled;
   for (int step = 0; step < options.n_grid; ++step) {
     throw_if_interrupted();
     const double alpha = static_cast<double>(step) / options.n_grid;
-    for (int i = 0; i < k; ++i) s[i] = std::max(static_cast<float>(std::pow(x_mean[i], alpha)), 1e-4f);
-    const auto [lo, hi] = std::minmax_element(s.begin(), s.end());
-    const float norm = std::sqrt(*lo * *hi);
-    for (float& v : s) v /= norm;
+    s = awq_alpha_scales(x_mean, alpha);
     for (int m : members) {
       const std::vector<float>& w = *fp16_weights[m];
       const int n = static_cast<int>(w.size()) / k;
-      scaled = w;
-      scale_columns(scaled, k, s);
+      scaled.resize(w.size());
+#pragma omp parallel for schedule(static)
+      for (int o = 0; o < n; ++o)
+        for (int i = 0; i < k; ++i) scaled[static_cast<size_t>(o) * k + i] = w[static_cast<size_t>(o) * k + i] * s[i];
       std::vector<float>& w_eff = *candidate_weights[m];
       fake_quantize(scaled.data(), n, k, options.spec, w_eff.data(), nullptr, where);
+#pragma omp parallel for schedule(static)
       for (int o = 0; o < n; ++o)
         for (int i = 0; i < k; ++i) w_eff[static_cast<size_t>(o) * k + i] /= s[i];
     }
-    forward(candidate, out);
-    const double loss = mean_squared_difference(out, reference);
+    double sum = 0.0;
+    chunks.run(candidate, forward, out, [&](int first, int count, const float* y) {
+      sum += squared_difference_sum(y, reference.data() + row_size * first, row_size * count);
+    });
+    const double loss = sum / static_cast<double>(reference.size());
     if (loss < best_loss) {
       best_loss = loss;
       best.alpha = alpha;
       best.scales = s;
     }
   }
+  for (int m : members) *candidate_weights[m] = *fp16_weights[m];
   if (best.scales.empty()) fail(where, "scale search found no finite loss (non-finite activations?)");
   return best;
 }
 
-// llm-awq auto_clip_layer for w [n, k] (scaled) on sampled inputs x [t, k] (scaled): per output
-// channel and group the clip threshold with the lowest output error. Returns [n, n_groups] and
-// the mean chosen ratio.
-std::vector<float> search_clip(const std::vector<float>& w, int n, int k, const std::vector<float>& x, int t,
-                               const AwqOptions& options, double* ratio_mean) {
-  const int group = options.spec.group_for(k), n_groups = (k + group - 1) / group;
-  const int n_ratios = static_cast<int>(options.max_shrink * options.n_grid);
-  std::vector<float> clip_max(static_cast<size_t>(n) * n_groups);
-  double ratio_sum = 0.0;
-#pragma omp parallel for schedule(dynamic) reduction(+ : ratio_sum)
-  for (int o = 0; o < n; ++o) {
-    std::vector<float> w_hat(group), diff(group);
-    for (int g = 0; g < n_groups; ++g) {
-      const int begin = g * group, len = std::min(group, k - begin);
-      const float* wg = w.data() + static_cast<size_t>(o) * k + begin;
-      float max_abs = 0.0f;
-      for (int i = 0; i < len; ++i) max_abs = std::max(max_abs, std::fabs(wg[i]));
-      double best_err = 1e9;  // llm-awq's initial min_errs
-      float best_max = max_abs, best_ratio = 1.0f;
-      for (int step = 0; step < n_ratios; ++step) {
-        const float ratio = 1.0f - static_cast<float>(step) / options.n_grid;
-        const float max_val = max_abs * ratio;
-        uint16_t scale_bits;
-        uint8_t zero;
-        quantize_group(wg, len, options.spec, max_val, nullptr, &scale_bits, &zero, w_hat.data());
-        for (int i = 0; i < len; ++i) diff[i] = w_hat[i] - wg[i];
-        double err = 0.0;
-        for (int r = 0; r < t; ++r) {
-          const float* xr = x.data() + static_cast<size_t>(r) * k + begin;
-          float dot = 0.0f;
-          for (int i = 0; i < len; ++i) dot += xr[i] * diff[i];
-          err += static_cast<double>(dot) * dot;
-        }
-        err /= t;
-        if (err < best_err) {
-          best_err = err;
-          best_max = max_val;
-          best_ratio = ratio;
-        }
-      }
-      clip_max[static_cast<size_t>(o) * n_groups + g] = best_max;
-      ratio_sum += best_ratio;
-    }
-  }
-  *ratio_mean = ratio_sum / (static_cast<double>(n) * n_groups);
-  return clip_max;
+// The clip search's sampled tokens: every step-th of `rows`, step = rows / n_tokens (at least 1).
+size_t clip_token_step(size_t rows, int n_tokens) {
+  return std::max<size_t>(1, rows / static_cast<size_t>(n_tokens));
 }
 
-// Every step-th row of x [rows, cols] divided by col_scale (may be null), step = rows / n_tokens
-// (at least 1), as llm-awq's input_feat[:, 0::n // n_sample_token].
-std::vector<float> sample_rows(const std::vector<float>& x, int cols, int n_tokens, const std::vector<float>* col_scale,
-                               int* n_sampled) {
+}  // namespace
+
+std::vector<float> awq_input_mean(const std::vector<float>& x, int k) {
+  const std::vector<double> mean = mean_abs_columns(x.data(), static_cast<int64_t>(x.size() / k), k);
+  return std::vector<float>(mean.begin(), mean.end());
+}
+
+std::vector<float> awq_alpha_scales(const std::vector<float>& x_mean, double alpha) {
+  std::vector<float> s(x_mean.size());
+  for (size_t i = 0; i < s.size(); ++i) s[i] = std::max(static_cast<float>(std::pow(x_mean[i], alpha)), 1e-4f);
+  const auto [lo, hi] = std::minmax_element(s.begin(), s.end());
+  const float norm = std::sqrt(*lo * *hi);
+  for (float& v : s) v /= norm;
+  return s;
+}
+
+std::vector<float> awq_clip_tokens(const std::vector<float>& x, int cols, int n_tokens,
+                                   const std::vector<float>* col_scale, int* n_sampled) {
   const size_t rows = x.size() / cols;
-  const size_t step = std::max<size_t>(1, rows / static_cast<size_t>(n_tokens));
+  const size_t step = clip_token_step(rows, n_tokens);
   std::vector<float> out;
   *n_sampled = 0;
   for (size_t r = 0; r < rows; r += step, ++*n_sampled)
     for (int i = 0; i < cols; ++i) out.push_back(x[r * cols + i] / (col_scale ? (*col_scale)[i] : 1.0f));
   return out;
 }
-
-}  // namespace
 
 const std::vector<float>* input_scale(const BlockScales& s, int index) {
   const std::vector<float>* v = nullptr;
@@ -195,36 +183,118 @@ void apply_block_scales(CpuLayer& layer, const BlockScales& scales) {
   }
 }
 
+std::vector<float> awq_search_clip(const float* w, int n, int k, const float* x, int t, const AwqOptions& options,
+                                   double* ratio_mean) {
+  const int group = options.spec.group_for(k), n_groups = (k + group - 1) / group;
+  const int n_ratios = static_cast<int>(options.max_shrink * options.n_grid);
+  // A task is a tile of output channels in one group: its differences [tile, group] and products
+  // [tile, t] stay in a core's cache, and its GEMM (2 * tile * group * t flops) runs on one thread.
+  constexpr int kTile = 128;
+  const int n_tiles = (n + kTile - 1) / kTile;
+  std::vector<float> clip_max(static_cast<size_t>(n) * n_groups);
+  double ratio_sum = 0.0;
+#pragma omp parallel reduction(+ : ratio_sum)
+  {
+    std::vector<float> diff(static_cast<size_t>(kTile) * group), products(static_cast<size_t>(kTile) * t);
+    std::vector<float> max_abs(kTile), best_max(kTile), best_ratio(kTile);
+    std::vector<double> best_err(kTile);
+#pragma omp for collapse(2) schedule(dynamic)
+    for (int tile = 0; tile < n_tiles; ++tile)
+      for (int g = 0; g < n_groups; ++g) {
+        const int row0 = tile * kTile, rows = std::min(kTile, n - row0);
+        const int begin = g * group, len = std::min(group, k - begin);
+        for (int r = 0; r < rows; ++r) {
+          const float* wg = w + static_cast<size_t>(row0 + r) * k + begin;
+          float m = 0.0f;
+          for (int i = 0; i < len; ++i) m = std::max(m, std::fabs(wg[i]));
+          max_abs[r] = best_max[r] = m;
+          best_ratio[r] = 1.0f;
+          best_err[r] = 1e9;  // llm-awq's initial min_errs
+        }
+        for (int step = 0; step < n_ratios; ++step) {
+          const float ratio = 1.0f - static_cast<float>(step) / options.n_grid;
+          for (int r = 0; r < rows; ++r) {
+            const float* wg = w + static_cast<size_t>(row0 + r) * k + begin;
+            float* d = diff.data() + static_cast<size_t>(r) * len;
+            uint16_t scale_bits;
+            uint8_t zero;
+            quantize_group(wg, len, options.spec, max_abs[r] * ratio, nullptr, &scale_bits, &zero, d);
+            for (int i = 0; i < len; ++i) d[i] -= wg[i];
+          }
+          // products[r, j] = diff[r] · x[j, begin .. begin + len)
+          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, t, len, 1.0f, diff.data(), len, x + begin, k,
+                      0.0f, products.data(), t);
+          for (int r = 0; r < rows; ++r) {
+            const float* p = products.data() + static_cast<size_t>(r) * t;
+            double err = 0.0;
+            for (int j = 0; j < t; ++j) err += static_cast<double>(p[j]) * p[j];
+            err /= t;
+            if (err < best_err[r]) {
+              best_err[r] = err;
+              best_max[r] = max_abs[r] * ratio;
+              best_ratio[r] = ratio;
+            }
+          }
+        }
+        for (int r = 0; r < rows; ++r) {
+          clip_max[static_cast<size_t>(row0 + r) * n_groups + g] = best_max[r];
+          ratio_sum += best_ratio[r];
+        }
+      }
+  }
+  *ratio_mean = ratio_sum / (static_cast<double>(n) * n_groups);
+  return clip_max;
+}
+
+AwqBlockFlops awq_block_flops(const LlamaConfig& c, int n_seq, int seq_len, const AwqOptions& options) {
+  const double rows = static_cast<double>(n_seq) * seq_len;
+  const auto dims = linear_dims(c);
+  auto gemm = [&](int t, double m) { return 2.0 * m * dims[t].first * dims[t].second; };
+  const double scores = 4.0 * rows * seq_len * c.n_heads * c.head_dim();  // Q K^T and P V
+  const double attention = gemm(kQ, rows) + gemm(kK, rows) + gemm(kV, rows) + scores + gemm(kO, rows);
+  const double mlp = gemm(kGate, rows) + gemm(kUp, rows) + gemm(kDown, rows);
+  AwqBlockFlops f;
+  f.calibration = attention + mlp;
+  const double o_search = dims[kV] == dims[kO] ? gemm(kO, rows) : 0.0;
+  f.scale = (options.n_grid + 1.0) * (attention + o_search + mlp + gemm(kDown, rows));
+  if (options.clip) {
+    const size_t step = clip_token_step(static_cast<size_t>(rows), options.clip_sample_tokens);
+    const double tokens = std::ceil(rows / static_cast<double>(step));
+    const int n_ratios = static_cast<int>(options.max_shrink * options.n_grid);
+    for (int t : {kV, kO, kGate, kUp, kDown}) f.clip += n_ratios * gemm(t, tokens);
+  }
+  return f;
+}
+
 AwqBlockResult awq_search_block(const LlamaConfig& c, const CpuLayer& fp16, const BlockInputs& in, int n_seq,
                                  int seq_len, const AwqOptions& options) {
-  const int rows = n_seq * seq_len;
   const auto dims = linear_dims(c);
   const int dim = c.hidden_size, q_dim = dims[kO].second, inner = c.intermediate_size;
   AwqBlockResult result;
   result.alpha.fill(-1.0);
   result.clip_ratio_mean.fill(-1.0);
+  const auto scale_start = std::chrono::steady_clock::now();
 
-  const ModuleForward attention_out = [&](const CpuLayer& l, std::vector<float>& out) {
-    out.assign(static_cast<size_t>(rows) * dim, 0.0f);
-    attention(c, l, in.attn_in.data(), n_seq, seq_len, out.data());
+  auto rows_of = [&](int first_seq) { return static_cast<size_t>(first_seq) * seq_len; };
+  const ModuleForward attention_out = [&](const CpuLayer& l, int first, int count, float* out) {
+    attention(c, l, in.attn_in.data() + rows_of(first) * dim, count, seq_len, out);
   };
-  const ModuleForward o_out = [&](const CpuLayer& l, std::vector<float>& out) {
-    out.assign(static_cast<size_t>(rows) * dim, 0.0f);
-    linear(out.data(), in.o_in.data(), l.wo.data(), rows, dim, q_dim);
+  const ModuleForward o_out = [&](const CpuLayer& l, int first, int count, float* out) {
+    linear(out, in.o_in.data() + rows_of(first) * q_dim, l.wo.data(), count * seq_len, dim, q_dim);
   };
-  const ModuleForward mlp_out = [&](const CpuLayer& l, std::vector<float>& out) {
-    out.assign(static_cast<size_t>(rows) * dim, 0.0f);
-    mlp(c, l, in.mlp_in.data(), rows, out.data());
+  const ModuleForward mlp_out = [&](const CpuLayer& l, int first, int count, float* out) {
+    mlp(c, l, in.mlp_in.data() + rows_of(first) * dim, count * seq_len, out);
   };
-  const ModuleForward down_out = [&](const CpuLayer& l, std::vector<float>& out) {
-    out.assign(static_cast<size_t>(rows) * dim, 0.0f);
-    linear(out.data(), in.down_in.data(), l.w_down.data(), rows, dim, inner);
+  const ModuleForward down_out = [&](const CpuLayer& l, int first, int count, float* out) {
+    linear(out, in.down_in.data() + rows_of(first) * inner, l.w_down.data(), count * seq_len, dim, inner);
   };
+  const ForwardChunks chunks{n_seq, seq_len, std::max(1, options.forward_rows / seq_len), static_cast<size_t>(dim)};
 
+  CpuLayer candidate = fp16;  // the searched members' weights are replaced, and restored, in turn
   auto search = [&](const std::vector<int>& members, const std::vector<float>& x, int k,
                     const ModuleForward& forward, std::vector<float>& scales_out) {
-    const ScaleSearch s = search_group_scale(fp16, members, mean_abs_columns(x, k), forward, options,
-                                             std::string(kBlockLinears[members[0]].hf_name) + " scale search");
+    const ScaleSearch s = search_group_scale(fp16, candidate, members, awq_input_mean(x, k), forward, chunks,
+                                             options, std::string(kBlockLinears[members[0]].hf_name) + " scale search");
     scales_out = s.scales;
     for (int m : members) result.alpha[m] = s.alpha;
   };
@@ -235,8 +305,10 @@ AwqBlockResult awq_search_block(const LlamaConfig& c, const CpuLayer& fp16, cons
   search({kGate, kUp}, in.mlp_in, dim, mlp_out, result.scales.gate_up);
   search({kDown}, in.down_in, inner, down_out, result.scales.down);
 
-  result.scaled = fp16;
+  result.scaled = std::move(candidate);
   apply_block_scales(result.scaled, result.scales);
+  const auto clip_start = std::chrono::steady_clock::now();
+  result.scale_seconds = std::chrono::duration<double>(clip_start - scale_start).count();
   if (options.clip) {
     const auto weights = block_linears(result.scaled);
     const std::vector<float>* inputs[kNumLinears] = {&in.attn_in, &in.attn_in, &in.attn_in, &in.o_in,
@@ -246,10 +318,12 @@ AwqBlockResult awq_search_block(const LlamaConfig& c, const CpuLayer& fp16, cons
       const auto [n, k] = dims[t];
       int n_tokens = 0;
       const std::vector<float> x =
-          sample_rows(*inputs[t], k, options.clip_sample_tokens, input_scale(result.scales, t), &n_tokens);
-      result.clip_max[t] = search_clip(*weights[t], n, k, x, n_tokens, options, &result.clip_ratio_mean[t]);
+          awq_clip_tokens(*inputs[t], k, options.clip_sample_tokens, input_scale(result.scales, t), &n_tokens);
+      result.clip_max[t] =
+          awq_search_clip(weights[t]->data(), n, k, x.data(), n_tokens, options, &result.clip_ratio_mean[t]);
     }
   }
+  result.clip_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - clip_start).count();
   return result;
 }
 

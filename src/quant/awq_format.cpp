@@ -4,6 +4,7 @@
 #include <array>
 #include <memory>
 #include <set>
+#include <vector>
 
 #include "common/error.h"
 #include "common/files.h"
@@ -34,11 +35,14 @@ AwqPackedLinear pack_awq_linear(const QuantizedWeight& w, const std::string& nam
   p.qzeros.resize(static_cast<size_t>(n_groups) * words);
   p.scales = w.scales;  // both [n_groups, n]
   uint8_t values[awq::kPackFactor];
-  for (int r = 0; r < w.k; ++r)
-    for (int c = 0; c < words; ++c) {
-      for (int j = 0; j < awq::kPackFactor; ++j) values[j] = w.q[static_cast<size_t>(c * 8 + j) * w.k + r];
+  std::vector<uint8_t> codes(static_cast<size_t>(awq::kPackFactor) * w.k);  // [8, k]: output rows 8c .. 8c+7
+  for (int c = 0; c < words; ++c) {
+    for (int j = 0; j < awq::kPackFactor; ++j) w.row_codes(c * 8 + j, &codes[static_cast<size_t>(j) * w.k]);
+    for (int r = 0; r < w.k; ++r) {
+      for (int j = 0; j < awq::kPackFactor; ++j) values[j] = codes[static_cast<size_t>(j) * w.k + r];
       p.qweight[static_cast<size_t>(r) * words + c] = static_cast<int32_t>(awq::pack(values));
     }
+  }
   for (int g = 0; g < n_groups; ++g)
     for (int c = 0; c < words; ++c) {
       for (int j = 0; j < awq::kPackFactor; ++j) values[j] = w.zeros[static_cast<size_t>(g) * w.n + c * 8 + j];
@@ -56,20 +60,18 @@ QuantizedWeight unpack_awq_linear(const AwqPackedLinear& p, const std::string& n
       p.scales.size() != static_cast<size_t>(n_groups) * p.n)
     fail(name, "packed tensor sizes do not match n=" + std::to_string(p.n) + " k=" + std::to_string(p.k));
   QuantizedWeight w;
-  w.n = p.n;
-  w.k = p.k;
-  w.bits = awq::kBits;
-  w.group_size = p.group_size;
+  w.allocate(p.n, p.k, awq::kBits, p.group_size);
   w.symmetric = false;
-  w.q.resize(static_cast<size_t>(p.n) * p.k);
-  w.zeros.resize(static_cast<size_t>(n_groups) * p.n);
   w.scales = p.scales;
-  for (int r = 0; r < p.k; ++r)
-    for (int c = 0; c < words; ++c) {
+  std::vector<uint8_t> codes(static_cast<size_t>(awq::kPackFactor) * p.k);  // [8, k]: output rows 8c .. 8c+7
+  for (int c = 0; c < words; ++c) {
+    for (int r = 0; r < p.k; ++r) {
       const uint32_t word = static_cast<uint32_t>(p.qweight[static_cast<size_t>(r) * words + c]);
       for (int j = 0; j < awq::kPackFactor; ++j)
-        w.q[static_cast<size_t>(c * 8 + j) * p.k + r] = static_cast<uint8_t>(awq::unpack(word, j));
+        codes[static_cast<size_t>(j) * p.k + r] = static_cast<uint8_t>(awq::unpack(word, j));
     }
+    for (int j = 0; j < awq::kPackFactor; ++j) w.set_row_codes(c * 8 + j, &codes[static_cast<size_t>(j) * p.k]);
+  }
   for (int g = 0; g < n_groups; ++g)
     for (int c = 0; c < words; ++c) {
       const uint32_t word = static_cast<uint32_t>(p.qzeros[static_cast<size_t>(g) * words + c]);
@@ -147,15 +149,16 @@ Model load_awq_checkpoint(const std::string& dir) {
       });
 }
 
-void write_awq_checkpoint(const Model& model, const std::string& dir, const AwqWriteOptions& options) {
-  // The format has one group size: that of the layers whose group is shorter than k, or -1 (one
-  // group per output channel) when every layer is per-channel.
-  int group_size = -1;
-  for (const LayerWeights& l : model.layers)
-    for (const Linear* linear : block_linears(l))
-      if (linear->quant && linear->quant->group_size != linear->quant->k && group_size == -1)
-        group_size = linear->quant->group_size;
-  const auto write_linear = [&](const QuantizedWeight& w, const std::string& base,
+CheckpointFormat awq_checkpoint_format(int group_size) {
+  CheckpointFormat f;
+  f.name = "AutoAWQ";
+  f.plan_linear = [group_size](const std::string& base, int n, int k) {
+    const int64_t words = n / awq::kPackFactor, n_groups = k / (group_size == -1 ? k : group_size);
+    return std::vector<SafetensorsTensorSpec>{{base + ".qweight", "I32", {k, words}},
+                                              {base + ".qzeros", "I32", {n_groups, words}},
+                                              {base + ".scales", "F16", {n_groups, n}}};
+  };
+  f.write_linear = [group_size](const QuantizedWeight& w, const std::string& base,
                                 std::vector<SafetensorsBlob>& blobs) {
     if (w.group_size != (group_size == -1 ? w.k : group_size))
       fail(base, "group size " + std::to_string(w.group_size) + " differs from the other layers' " +
@@ -166,12 +169,21 @@ void write_awq_checkpoint(const Model& model, const std::string& dir, const AwqW
     blobs.push_back(raw_blob(base + ".qzeros", "I32", {n_groups, words}, packed.qzeros));
     blobs.push_back(raw_blob(base + ".scales", "F16", {n_groups, w.n}, packed.scales));
   };
-  CheckpointWrite files;
-  files.quantization_config = {{"quant_method", "awq"}, {"bits", awq::kBits},   {"group_size", group_size},
-                               {"zero_point", true},    {"version", "gemm"},    {"modules_to_not_convert", nullptr}};
-  files.tokenizer_path = options.tokenizer_path;
-  files.report = options.report;
-  write_quantized_checkpoint(model, dir, "AutoAWQ", write_linear, files);
+  f.quantization_config = {{"quant_method", "awq"}, {"bits", awq::kBits},   {"group_size", group_size},
+                           {"zero_point", true},    {"version", "gemm"},    {"modules_to_not_convert", nullptr}};
+  return f;
+}
+
+void write_awq_checkpoint(const Model& model, const std::string& dir, const AwqWriteOptions& options) {
+  // The format has one group size: that of the layers whose group is shorter than k, or -1 (one
+  // group per output channel) when every layer is per-channel.
+  int group_size = -1;
+  for (const LayerWeights& l : model.layers)
+    for (const Linear* linear : block_linears(l))
+      if (linear->quant && linear->quant->group_size != linear->quant->k && group_size == -1)
+        group_size = linear->quant->group_size;
+  write_quantized_checkpoint(model, dir, awq_checkpoint_format(group_size), {options.tokenizer_path, options.report},
+                             options.shard_bytes);
 }
 
 }  // namespace qb

@@ -19,6 +19,7 @@
 #include <nlohmann/json.hpp>
 
 #include "model/model.h"
+#include "quant/hf_checkpoint.h"
 
 namespace qb {
 
@@ -45,7 +46,12 @@ Model load_awq_checkpoint(const std::string& dir);
 struct AwqWriteOptions {
   std::string tokenizer_path;  // copied as tokenizer.json (a .json) or tokenizer.model when non-empty
   nlohmann::json report;       // written as quantize_report.json when not null
+  uint64_t shard_bytes = kDefaultShardBytes;  // HF's max_shard_size (model/safetensors.h)
 };
+
+// The format for a streaming writer (quant/hf_checkpoint.h QuantizedCheckpointStream), with one
+// group size for every layer (-1: one group per output channel).
+CheckpointFormat awq_checkpoint_format(int group_size);
 
 // Throws qb::Error naming the first linear layer of `c` that a bits/group_size quantization could
 // not be stored as in this format (bits != 4, group size not dividing in_features, out_features not

@@ -73,15 +73,9 @@ GptqLayerResult gptq_quantize(const float* w_in, int n, int k, const std::vector
   const int group = spec.group_for(k), max_code = spec.max_code();
   GptqLayerResult result;
   QuantizedWeight& qw = result.weight;
-  qw.n = n;
-  qw.k = k;
-  qw.bits = spec.bits;
-  qw.group_size = group;
+  qw.allocate(n, k, spec.bits, group);
   qw.symmetric = spec.symmetric;
   const int n_groups = qw.n_groups();
-  qw.q.resize(static_cast<size_t>(n) * k);
-  qw.scales.resize(static_cast<size_t>(n_groups) * n);
-  qw.zeros.resize(static_cast<size_t>(n_groups) * n);
 
   std::vector<double> h = hessian;
   std::vector<float> w(w_in, w_in + static_cast<size_t>(n) * k);  // [n, k], updated in place
@@ -169,7 +163,7 @@ GptqLayerResult gptq_quantize(const float* w_in, int n, int k, const std::vector
           grid_group = g;
         }
         const float code = grid_code(row[i], scale, zero, max_code);
-        qw.q[static_cast<size_t>(o) * k + channel] = static_cast<uint8_t>(code);
+        qw.set_code(o, channel, static_cast<uint8_t>(code));  // rows never share a byte: thread-safe
         const float e_i = (row[i] - (code - static_cast<float>(zero)) * scale) / u[static_cast<size_t>(i) * k + i];
         e[i - i1] = e_i;
         const float* u_row = &u[static_cast<size_t>(i) * k];

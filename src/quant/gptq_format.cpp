@@ -2,6 +2,7 @@
 
 #include <memory>
 #include <set>
+#include <vector>
 
 #include "common/error.h"
 #include "common/files.h"
@@ -118,12 +119,14 @@ GptqPackedLinear pack_gptq_linear(const QuantizedWeight& w, const std::string& n
   p.qzeros.assign(static_cast<size_t>(n_groups) * (w.n / per_word), 0);
   p.scales = w.scales;  // both [n_groups, n]
   p.g_idx.resize(w.k);
-  for (int o = 0; o < w.n; ++o)
+  std::vector<uint8_t> codes(static_cast<size_t>(w.k));
+  for (int o = 0; o < w.n; ++o) {
+    w.row_codes(o, codes.data());
     for (int i = 0; i < w.k; ++i) {
       int32_t& word = p.qweight[static_cast<size_t>(i / per_word) * w.n + o];
-      word = static_cast<int32_t>(static_cast<uint32_t>(word) |
-                                  gptq::in_slot(w.q[static_cast<size_t>(o) * w.k + i], i % per_word, bits));
+      word = static_cast<int32_t>(static_cast<uint32_t>(word) | gptq::in_slot(codes[i], i % per_word, bits));
     }
+  }
   for (int g = 0; g < n_groups; ++g)
     for (int o = 0; o < w.n; ++o) {
       int32_t& word = p.qzeros[static_cast<size_t>(g) * (w.n / per_word) + o / per_word];
@@ -144,18 +147,16 @@ QuantizedWeight unpack_gptq_linear(const GptqPackedLinear& p, bool zeros_v2, con
       p.scales.size() != static_cast<size_t>(n_groups) * p.n || (!p.g_idx.empty() && p.g_idx.size() != size_t(p.k)))
     fail(name, "packed tensor sizes do not match n=" + std::to_string(p.n) + " k=" + std::to_string(p.k));
   QuantizedWeight w;
-  w.n = p.n;
-  w.k = p.k;
-  w.bits = bits;
-  w.group_size = p.group_size;
-  w.q.resize(static_cast<size_t>(p.n) * p.k);
-  w.zeros.resize(static_cast<size_t>(n_groups) * p.n);
+  w.allocate(p.n, p.k, bits, p.group_size);
   w.scales = p.scales;
-  for (int o = 0; o < p.n; ++o)
+  std::vector<uint8_t> codes(static_cast<size_t>(p.k));
+  for (int o = 0; o < p.n; ++o) {
     for (int i = 0; i < p.k; ++i) {
       const auto word = static_cast<uint32_t>(p.qweight[static_cast<size_t>(i / per_word) * p.n + o]);
-      w.q[static_cast<size_t>(o) * p.k + i] = static_cast<uint8_t>(gptq::unpack(word, i % per_word, bits));
+      codes[i] = static_cast<uint8_t>(gptq::unpack(word, i % per_word, bits));
     }
+    w.set_row_codes(o, codes.data());
+  }
   bool all_mid = true;  // every zero point at 2^(bits-1): symmetric
   for (int g = 0; g < n_groups; ++g)
     for (int o = 0; o < p.n; ++o) {
@@ -199,6 +200,44 @@ void check_gptq_storable(const LlamaConfig& c, int bits) {
   for (int t = 0; t < kNumLinears; ++t) check_packable(dims[t].first, dims[t].second, bits, linear_hf_name(0, t));
 }
 
+CheckpointFormat gptq_checkpoint_format(int bits, int group_size, bool sym, const GptqWriteOptions& options) {
+  CheckpointFormat f;
+  f.name = "GPTQ";
+  f.plan_linear = [bits, group_size](const std::string& base, int n, int k) {
+    const int64_t group = group_size == -1 ? k : group_size;
+    const int64_t per_word = gptq::pack_factor(bits), n_groups = (k + group - 1) / group;
+    return std::vector<SafetensorsTensorSpec>{{base + ".qweight", "I32", {k / per_word, n}},
+                                              {base + ".qzeros", "I32", {n_groups, n / per_word}},
+                                              {base + ".scales", "F16", {n_groups, n}},
+                                              {base + ".g_idx", "I32", {k}}};
+  };
+  f.write_linear = [bits, group_size](const QuantizedWeight& w, const std::string& base,
+                                      std::vector<SafetensorsBlob>& blobs) {
+    if (w.bits != bits || w.group_size != (group_size == -1 ? w.k : group_size))
+      fail(base, "w" + std::to_string(w.bits) + " g" + std::to_string(w.group_size) + " differs from the other " +
+                     "layers' w" + std::to_string(bits) + " g" + std::to_string(group_size) +
+                     " (the format has one setting)");
+    const GptqPackedLinear p = pack_gptq_linear(w, base);
+    const int64_t per_word = gptq::pack_factor(w.bits), n_groups = w.n_groups();
+    blobs.push_back(raw_blob(base + ".qweight", "I32", {w.k / per_word, w.n}, p.qweight));
+    blobs.push_back(raw_blob(base + ".qzeros", "I32", {n_groups, w.n / per_word}, p.qzeros));
+    blobs.push_back(raw_blob(base + ".scales", "F16", {n_groups, w.n}, p.scales));
+    blobs.push_back(raw_blob(base + ".g_idx", "I32", {w.k}, p.g_idx));
+  };
+  f.quantization_config = {{"quant_method", "gptq"},
+                           {"bits", bits},
+                           {"group_size", group_size},
+                           {"desc_act", options.desc_act},
+                           {"static_groups", options.desc_act},
+                           {"sym", sym},
+                           {"true_sequential", true},
+                           {"damp_percent", options.damp_percent},
+                           {"checkpoint_format", "gptq"},
+                           {"meta", {{"quantizer", "quantbench"}}}};
+  f.extra_json = {{"quantize_config.json", f.quantization_config}};
+  return f;
+}
+
 void write_gptq_checkpoint(const Model& model, const std::string& dir, const GptqWriteOptions& options) {
   // One bits and group size for the whole model, as the config states them (-1: every layer
   // per-channel); symmetric only when every layer is.
@@ -211,34 +250,8 @@ void write_gptq_checkpoint(const Model& model, const std::string& dir, const Gpt
         if (linear->quant->group_size != linear->quant->k && group_size == -1) group_size = linear->quant->group_size;
         sym = sym && linear->quant->symmetric;
       }
-  const auto write_linear = [&](const QuantizedWeight& w, const std::string& base,
-                                std::vector<SafetensorsBlob>& blobs) {
-    if (w.bits != bits || w.group_size != (group_size == -1 ? w.k : group_size))
-      fail(base, "w" + std::to_string(w.bits) + " g" + std::to_string(w.group_size) + " differs from the other " +
-                     "layers' w" + std::to_string(bits) + " g" + std::to_string(group_size) +
-                     " (the format has one setting)");
-    const GptqPackedLinear p = pack_gptq_linear(w, base);
-    const int64_t per_word = gptq::pack_factor(w.bits), n_groups = w.n_groups();
-    blobs.push_back(raw_blob(base + ".qweight", "I32", {w.k / per_word, w.n}, p.qweight));
-    blobs.push_back(raw_blob(base + ".qzeros", "I32", {n_groups, w.n / per_word}, p.qzeros));
-    blobs.push_back(raw_blob(base + ".scales", "F16", {n_groups, w.n}, p.scales));
-    blobs.push_back(raw_blob(base + ".g_idx", "I32", {w.k}, p.g_idx));
-  };
-  CheckpointWrite files;
-  files.quantization_config = {{"quant_method", "gptq"},
-                               {"bits", bits},
-                               {"group_size", group_size},
-                               {"desc_act", options.desc_act},
-                               {"static_groups", options.desc_act},
-                               {"sym", sym},
-                               {"true_sequential", true},
-                               {"damp_percent", options.damp_percent},
-                               {"checkpoint_format", "gptq"},
-                               {"meta", {{"quantizer", "quantbench"}}}};
-  files.extra_json = {{"quantize_config.json", files.quantization_config}};
-  files.tokenizer_path = options.tokenizer_path;
-  files.report = options.report;
-  write_quantized_checkpoint(model, dir, "GPTQ", write_linear, files);
+  write_quantized_checkpoint(model, dir, gptq_checkpoint_format(bits, group_size, sym, options),
+                             {options.tokenizer_path, options.report}, options.shard_bytes);
 }
 
 }  // namespace qb

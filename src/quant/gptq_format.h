@@ -24,6 +24,7 @@
 #include <nlohmann/json.hpp>
 
 #include "model/model.h"
+#include "quant/hf_checkpoint.h"
 
 namespace qb {
 
@@ -60,7 +61,12 @@ struct GptqWriteOptions {
   nlohmann::json report;       // written as quantize_report.json when not null
   bool desc_act = false;       // how the weights were made, recorded in the config
   double damp_percent = 0.01;
+  uint64_t shard_bytes = kDefaultShardBytes;  // HF's max_shard_size (model/safetensors.h)
 };
+
+// The format for a streaming writer (quant/hf_checkpoint.h QuantizedCheckpointStream): one bits and
+// group size (-1: one group per output channel) for every layer; sym: every layer symmetric.
+CheckpointFormat gptq_checkpoint_format(int bits, int group_size, bool sym, const GptqWriteOptions& options);
 
 // Writes every block linear of `model` (all quantized, one group size) in this format with v1 zero
 // points, atomically; refuses an existing dir.

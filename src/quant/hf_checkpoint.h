@@ -35,20 +35,63 @@ Model load_quantized_checkpoint(const std::string& dir, const nlohmann::json& co
 // Appends the packed tensors of the quantized linear `base` (q/k rows already in HF order).
 using QuantizedLinearWriter =
     std::function<void(const QuantizedWeight& w, const std::string& base, std::vector<SafetensorsBlob>& blobs)>;
+// The tensors (name, dtype, shape) that the writer appends for a linear [n, k], in its order:
+// what a streaming writer plans before any weight is quantized.
+using QuantizedLinearPlan =
+    std::function<std::vector<SafetensorsTensorSpec>(const std::string& base, int n, int k)>;
 
-struct CheckpointWrite {
-  nlohmann::json quantization_config;  // config.json's quantization_config
-  std::string tokenizer_path;          // copied as tokenizer.json (a .json) or tokenizer.model when non-empty
-  nlohmann::json report;               // written as quantize_report.json when not null
+// A quantized checkpoint format (quant/awq_format.h, quant/gptq_format.h).
+struct CheckpointFormat {
+  std::string name;  // "AutoAWQ", "GPTQ": names the format in errors
+  QuantizedLinearPlan plan_linear;
+  QuantizedLinearWriter write_linear;
+  nlohmann::json quantization_config;                              // config.json's quantization_config
   std::vector<std::pair<std::string, nlohmann::json>> extra_json;  // more files: {name, contents}
 };
 
-// Writes `model` (every block linear quantized, none with kept columns; format_name, e.g. "AutoAWQ",
-// names the format in errors) atomically (AtomicDirectory: built beside dir, then renamed to it);
-// refuses an existing dir. A model with llama2.c rotary pairs (rope_interleaved) has its q/k rows permuted to
-// HF order, as llama2.c's export.py does, so HF loaders compute the same function.
-void write_quantized_checkpoint(const Model& model, const std::string& dir, const std::string& format_name,
-                                const QuantizedLinearWriter& write_linear, const CheckpointWrite& files);
+struct CheckpointWrite {
+  std::string tokenizer_path;  // copied as tokenizer.json (a .json) or tokenizer.model when non-empty
+  nlohmann::json report;       // written as quantize_report.json when not null
+};
+
+// The group size a checkpoint of `c` quantized at group_size (-1: per output channel) records:
+// -1 when every layer's group is its whole input, as the writers find it in a quantized model.
+int checkpoint_group_size(const LlamaConfig& c, int group_size);
+
+// A quantized checkpoint written as its model is made, block by block, so that no more than one
+// quantized block is ever in memory: every tensor is planned from the config when the stream is
+// opened (embed_tokens; per block the two norms, then each linear's packed tensors and bias; norm;
+// lm_head unless tied, HF's order), the shards are written as the tensors arrive (model/
+// safetensors.h SafetensorsShardWriter), and the directory appears only when finish() succeeds
+// (AtomicDirectory); destroyed unfinished (an error, Ctrl-C), it leaves nothing. Refuses an
+// existing dir. Dense tensors are stored as FP16 (converted row by row). A model with llama2.c
+// rotary pairs (rope_interleaved) has its q/k rows permuted to HF order, as llama2.c's export.py
+// does, so HF loaders compute the same function.
+class QuantizedCheckpointStream {
+ public:
+  QuantizedCheckpointStream(const LlamaConfig& c, const std::string& dir, CheckpointFormat format,
+                            uint64_t shard_bytes = kDefaultShardBytes);
+  void write_embeddings(const Tensor& embed_tokens);  // first
+  // Block i (all its linears quantized, none with kept columns), in block order.
+  void write_block(int i, const LayerWeights& layer);
+  // The final norm and lm_head (ignored when tied), then config.json, the format's files, the
+  // tokenizer copy and the report; then the directory appears.
+  void finish(const Tensor& norm, const Tensor& lm_head, const CheckpointWrite& files);
+  const std::vector<std::string>& shard_names() const { return writer_.shard_names(); }
+
+ private:
+  void write_dense(const Tensor& t, const std::string& name);
+
+  LlamaConfig config_;
+  CheckpointFormat format_;
+  AtomicDirectory out_;
+  SafetensorsShardWriter writer_;
+};
+
+// The whole of `model` (every block linear quantized, none with kept columns) through a
+// QuantizedCheckpointStream.
+void write_quantized_checkpoint(const Model& model, const std::string& dir, const CheckpointFormat& format,
+                                const CheckpointWrite& files, uint64_t shard_bytes = kDefaultShardBytes);
 
 // A blob of `v`'s bytes with this safetensors dtype and shape.
 template <class T>

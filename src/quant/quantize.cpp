@@ -1,5 +1,6 @@
 #include "quant/quantize.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -11,6 +12,7 @@
 #include "common/progress.h"
 #include "model/block_linears.h"
 #include "model/cpu_forward.h"
+#include "model/sgemm_rate.h"
 #include "quant/awq.h"
 #include "quant/calibration.h"
 #include "quant/gguf_quantize.h"
@@ -25,6 +27,10 @@ namespace {
 // Rows of x [rows, cols] that per-layer output errors are measured on: at most this many, evenly
 // spaced (all of them for small calibration sets).
 constexpr int kErrorSampleTokens = 4096;
+
+// The fraction of the measured sgemm rate AWQ's block work reaches on the CPU
+// (bench/cpu_awq_block_bench on a Llama-2-7B-shaped block, bench/README.md): the projection's.
+constexpr double kAwqSgemmFraction = 0.7;
 
 double sum_squares(const std::vector<float>& v) {
   double s = 0.0;
@@ -43,6 +49,20 @@ double relative_error(const std::vector<float>& a, const std::vector<float>& b) 
   return den > 0 ? num / den : num;
 }
 
+// output_error of each of w_hats against w, with X W^T computed once.
+std::vector<double> output_errors(const std::vector<float>& x, const std::vector<float>& w,
+                                  const std::vector<const std::vector<float>*>& w_hats, int n, int k) {
+  const int t = static_cast<int>(x.size() / k);
+  std::vector<float> y(static_cast<size_t>(t) * n), y_hat(y.size());
+  linear(y.data(), x.data(), w.data(), t, n, k);
+  std::vector<double> errors;
+  for (const std::vector<float>* w_hat : w_hats) {
+    linear(y_hat.data(), x.data(), w_hat->data(), t, n, k);
+    errors.push_back(relative_error(y_hat, y));
+  }
+  return errors;
+}
+
 std::vector<float> sample_rows(const std::vector<float>& x, int cols, int max_rows) {
   const size_t rows = x.size() / cols, step = std::max<size_t>(1, rows / max_rows);
   std::vector<float> out;
@@ -53,11 +73,11 @@ std::vector<float> sample_rows(const std::vector<float>& x, int cols, int max_ro
 // ||X W_hat^T - X W^T||^2 / ||X W^T||^2 for X [t, k], W and W_hat [n, k].
 double output_error(const std::vector<float>& x, const std::vector<float>& w, const std::vector<float>& w_hat, int n,
                     int k) {
-  const int t = static_cast<int>(x.size() / k);
-  std::vector<float> y(static_cast<size_t>(t) * n), y_hat(y.size());
-  linear(y.data(), x.data(), w.data(), t, n, k);
-  linear(y_hat.data(), x.data(), w_hat.data(), t, n, k);
-  return relative_error(y_hat, y);
+  return output_errors(x, w, {&w_hat}, n, k)[0];
+}
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
 std::vector<float> fake_quantized(const std::vector<float>& w, int n, int k, const QuantSpec& spec,
@@ -80,7 +100,15 @@ QuantSpec spec_of(const QuantizeOptions& o) {
   return spec;
 }
 
-void quantize_rtn_model(const Model& fp16, const QuantSpec& spec, QuantizeResult& result) {
+// Hands block i to the sink, if any, and drops it from the result.
+void hand_over_block(int i, QuantizeResult& result, const QuantizedBlockSink& sink) {
+  if (!sink) return;
+  sink(i, result.model.layers[i]);
+  result.model.layers[i] = LayerWeights{};
+}
+
+void quantize_rtn_model(const Model& fp16, const QuantSpec& spec, QuantizeResult& result,
+                        const QuantizedBlockSink& sink) {
   Progress progress("rtn", fp16.config.n_layers);
   for (int i = 0; i < fp16.config.n_layers; ++i) {
     const auto dims = linear_dims(fp16.config);
@@ -101,6 +129,7 @@ void quantize_rtn_model(const Model& fp16, const QuantSpec& spec, QuantizeResult
                                {"output_error_rtn", nullptr},
                                {"output_error", nullptr}});
     }
+    hand_over_block(i, result, sink);
     progress.advance();
   }
   progress.finish();
@@ -109,12 +138,11 @@ void quantize_rtn_model(const Model& fp16, const QuantSpec& spec, QuantizeResult
 // x [n_seq*seq_len, dim]: the embedding rows of the calibration tokens.
 std::vector<float> embed_tokens(const Model& m, const std::vector<int>& tokens) {
   const int dim = m.config.hidden_size;
-  const std::vector<float> table = m.embed_tokens.to_float();
   std::vector<float> x(tokens.size() * dim);
   for (size_t r = 0; r < tokens.size(); ++r) {
     if (tokens[r] < 0 || tokens[r] >= m.config.vocab_size)
       fail("calibration", "token id " + std::to_string(tokens[r]) + " outside the model's vocabulary");
-    std::copy_n(table.begin() + static_cast<size_t>(tokens[r]) * dim, dim, x.begin() + r * dim);
+    m.embed_tokens.rows_to_float(tokens[r], tokens[r] + 1, x.data() + r * dim);  // never the whole table
   }
   return x;
 }
@@ -144,7 +172,7 @@ CalibrationSet load_model_calibration(const Model& fp16, const QuantizeOptions& 
 }
 
 void quantize_awq_model(const Model& fp16, const QuantizeOptions& options, const QuantSpec& spec,
-                        const Tokenizer* tokenizer, QuantizeResult& result) {
+                        const Tokenizer* tokenizer, QuantizeResult& result, const QuantizedBlockSink& sink) {
   const LlamaConfig& c = fp16.config;
   const CalibrationSet calib = load_model_calibration(fp16, options, tokenizer, "awq");
   result.quantization["calibration"] = calib.provenance;
@@ -173,14 +201,28 @@ void quantize_awq_model(const Model& fp16, const QuantizeOptions& options, const
   std::vector<float> x = embed_tokens(fp16, calib.tokens);
   std::fprintf(stderr, "awq: %d calibration samples x %d tokens from %s; %d blocks\n", n_seq, seq_len,
                options.calib_path.c_str(), c.n_layers);
+  // The projection: a block's GEMM flops (the calibration forward, the two grids, and the two block
+  // forwards of the error report) at the sgemm rate measured now, times the fraction of it the
+  // search reaches (kAwqSgemmFraction, measured by bench/cpu_awq_block_bench).
+  const AwqBlockFlops block_flops = awq_block_flops(c, n_seq, seq_len, awq);
+  const double sgemm_gflops =
+      measured_sgemm_gflops(std::min(n_seq * seq_len, awq.forward_rows), c.hidden_size, c.hidden_size);
+  const double flops_per_block = 3 * block_flops.calibration + block_flops.search();
+  std::fprintf(stderr, "awq: %d blocks, ~%.1f min on this machine (sgemm %.0f GFLOP/s measured, %.0f GFLOP per block)\n",
+               c.n_layers, c.n_layers * flops_per_block / (sgemm_gflops * 1e9 * kAwqSgemmFraction) / 60.0,
+               sgemm_gflops, flops_per_block / 1e9);
+  const AwqBlockForward forward = options.awq_device.block_forward ? options.awq_device.block_forward
+                                                                   : AwqBlockForward(block_forward);
   Progress progress("awq", c.n_layers);
   for (int i = 0; i < c.n_layers; ++i) {
     const auto start = std::chrono::steady_clock::now();
     const CpuLayer fp = widen_layer(fp16.layers[i]);
     BlockInputs inputs;
     std::vector<float> y_fp = x;
-    block_forward(c, fp, y_fp.data(), n_seq, seq_len, &inputs);
-    const AwqBlockResult search = awq_search_block(c, fp, inputs, n_seq, seq_len, awq);
+    forward(c, fp, y_fp.data(), n_seq, seq_len, &inputs);
+    const double calibration_seconds = seconds_since(start);
+    const AwqBlockResult search = options.awq_device.search ? options.awq_device.search(c, fp, inputs, n_seq, seq_len, awq)
+                                                            : awq_search_block(c, fp, inputs, n_seq, seq_len, awq);
 
     LayerWeights& out = result.model.layers[i];
     const auto linears = block_linears(out);
@@ -190,14 +232,18 @@ void quantize_awq_model(const Model& fp16, const QuantizeOptions& options, const
     CpuLayer rtn_layer = fp, awq_layer = search.scaled;
     const auto rtn_weights = block_linears(rtn_layer);
     const auto awq_weights = block_linears(awq_layer);
+    const auto errors_start = std::chrono::steady_clock::now();
+    double quantize_seconds = 0.0;
     for (int t = 0; t < kNumLinears; ++t) {
       const std::string name = linear_hf_name(i, t);
       const auto [n, k] = dims[t];
       const std::vector<float>& w = *fp_weights[t];
       const float* clip = search.clip_max[t].empty() ? nullptr : search.clip_max[t].data();
+      const auto quantize_start = std::chrono::steady_clock::now();
       linears[t]->quant =
           std::make_shared<const QuantizedWeight>(quantize_rtn(scaled_weights[t]->data(), n, k, spec, clip, name));
       linears[t]->dense = Tensor{};
+      quantize_seconds += seconds_since(quantize_start);
       *rtn_weights[t] = fake_quantized(w, n, k, spec, nullptr, name);
       *awq_weights[t] = fake_quantized(*scaled_weights[t], n, k, spec, clip, name);
       // The AWQ layer's weight in the FP16 model's coordinates: diag(s_out) Q(W') diag(s_in)^-1.
@@ -208,13 +254,14 @@ void quantize_awq_model(const Model& fp16, const QuantizeOptions& options, const
         for (int j = 0; j < k; ++j)
           awq_effective[static_cast<size_t>(o) * k + j] *= (s_out ? (*s_out)[o] : 1.0f) / (s_in ? (*s_in)[j] : 1.0f);
       const std::vector<float> x_sample = sample_rows(*captured[t], k, kErrorSampleTokens);
+      const std::vector<double> out_errors = output_errors(x_sample, w, {rtn_weights[t], &awq_effective}, n, k);
       nlohmann::json entry = {{"name", name},
                               {"alpha", number_or_null(search.alpha[t])},
                               {"clip_ratio", number_or_null(search.clip_ratio_mean[t])},
                               {"weight_error_rtn", relative_error(*rtn_weights[t], w)},
                               {"weight_error", relative_error(awq_effective, w)},
-                              {"output_error_rtn", output_error(x_sample, w, *rtn_weights[t], n, k)},
-                              {"output_error", output_error(x_sample, w, awq_effective, n, k)}};
+                              {"output_error_rtn", out_errors[0]},
+                              {"output_error", out_errors[1]}};
       if (t == kO && !o_scaled) entry["scaling"] = "skipped (v_proj and o_proj shapes differ)";
       result.layers.push_back(entry);
     }
@@ -234,12 +281,21 @@ void quantize_awq_model(const Model& fp16, const QuantizeOptions& options, const
     }
 
     std::vector<float> y_rtn = x, y_awq = x;
-    block_forward(c, rtn_layer, y_rtn.data(), n_seq, seq_len);
-    block_forward(c, awq_layer, y_awq.data(), n_seq, seq_len);
+    forward(c, rtn_layer, y_rtn.data(), n_seq, seq_len, nullptr);
+    forward(c, awq_layer, y_awq.data(), n_seq, seq_len, nullptr);
     const double err_rtn = block_error(y_rtn, y_fp, x), err_awq = block_error(y_awq, y_fp, x);
-    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    const double seconds = seconds_since(start);
+    const double search_seconds = search.scale_seconds + search.clip_seconds;
     result.blocks.push_back({{"block", i},
                              {"seconds", seconds},
+                             // Where the time went: the errors are the RTN/AWQ weight and output errors
+                             // per linear and the RTN and AWQ block forwards of output_error(_rtn).
+                             {"seconds_by_phase", {{"calibration_forward", calibration_seconds},
+                                                   {"scale_search", search.scale_seconds},
+                                                   {"clip_search", search.clip_seconds},
+                                                   {"quantize", quantize_seconds},
+                                                   {"errors", seconds_since(errors_start) - quantize_seconds}}},
+                             {"search_gflops", search_seconds > 0 ? block_flops.search() / search_seconds / 1e9 : 0.0},
                              {"alpha_qkv", search.alpha[kQ]},
                              {"alpha_o", number_or_null(search.alpha[kO])},
                              {"alpha_gate_up", search.alpha[kGate]},
@@ -254,6 +310,7 @@ void quantize_awq_model(const Model& fp16, const QuantizeOptions& options, const
                   search.alpha[kGate], search.alpha[kDown], err_rtn, err_awq, seconds);
     progress.note(line);
     x.swap(options.chain_quantized ? y_awq : y_fp);
+    hand_over_block(i, result, sink);
     progress.advance();
   }
   progress.finish();
@@ -263,7 +320,7 @@ void quantize_awq_model(const Model& fp16, const QuantizeOptions& options, const
 // By act, the channels are ranked on the inputs the FP16 model's blocks see, as AWQ calibrates;
 // then the per-layer output errors are measured on them too.
 void quantize_rtn_keep_model(const Model& fp16, const QuantizeOptions& options, const QuantSpec& spec,
-                             const Tokenizer* tokenizer, QuantizeResult& result) {
+                             const Tokenizer* tokenizer, QuantizeResult& result, const QuantizedBlockSink& sink) {
   const LlamaConfig& c = fp16.config;
   const auto dims = linear_dims(c);
   const bool by_act = options.keep_by == KeepBy::Act;
@@ -320,6 +377,7 @@ void quantize_rtn_keep_model(const Model& fp16, const QuantizeOptions& options, 
       }
       result.layers.push_back(entry);
     }
+    hand_over_block(i, result, sink);
     progress.advance();
   }
   progress.finish();
@@ -330,7 +388,7 @@ void quantize_rtn_keep_model(const Model& fp16, const QuantizeOptions& options, 
 // groups before it already quantized (AutoGPTQ's true_sequential), and the next block's input is
 // this block's output with all seven linears quantized.
 void quantize_gptq_model(const Model& fp16, const QuantizeOptions& options, const QuantSpec& spec,
-                         const Tokenizer* tokenizer, QuantizeResult& result) {
+                         const Tokenizer* tokenizer, QuantizeResult& result, const QuantizedBlockSink& sink) {
   const LlamaConfig& c = fp16.config;
   const CalibrationSet calib = load_model_calibration(fp16, options, tokenizer, "gptq");
   result.quantization["calibration"] = calib.provenance;
@@ -409,6 +467,7 @@ void quantize_gptq_model(const Model& fp16, const QuantizeOptions& options, cons
                   i + 1, c.n_layers, err_rtn, err_gptq, dead, seconds);
     progress.note(line);
     x.swap(y_gptq);
+    hand_over_block(i, result, sink);
     progress.advance();
   }
   progress.finish();
@@ -421,9 +480,11 @@ const char* family_name(MethodFamily f) {
   return kNames[static_cast<int>(f)];
 }
 
-QuantizeResult quantize_model(const Model& fp16_model, const QuantizeOptions& options, const Tokenizer* tokenizer) {
+QuantizeResult quantize_model(const Model& fp16_model, const QuantizeOptions& options, const Tokenizer* tokenizer,
+                              const QuantizedBlockSink& sink) {
   if (options.family == MethodFamily::Fp16) fail("quantize", "fp16 is the unquantized reference, not a quantizer");
   if (options.family == MethodFamily::Gguf) {  // llama.cpp's own types and mixes: no bits / group options
+    if (sink) fail("quantize", "gguf quantizes whole files, not streamed blocks");
     QuantizeResult result;
     result.layers = nlohmann::json::array();
     result.blocks = nlohmann::json::array();
@@ -446,22 +507,73 @@ QuantizeResult quantize_model(const Model& fp16_model, const QuantizeOptions& op
   result.blocks = nlohmann::json::array();
   const auto start = std::chrono::steady_clock::now();
   if (awq)
-    quantize_awq_model(fp16_model, options, spec, tokenizer, result);
+    quantize_awq_model(fp16_model, options, spec, tokenizer, result, sink);
   else if (options.family == MethodFamily::RtnKeep)
-    quantize_rtn_keep_model(fp16_model, options, spec, tokenizer, result);
+    quantize_rtn_keep_model(fp16_model, options, spec, tokenizer, result, sink);
   else if (options.family == MethodFamily::Gptq)
-    quantize_gptq_model(fp16_model, options, spec, tokenizer, result);
+    quantize_gptq_model(fp16_model, options, spec, tokenizer, result, sink);
   else
-    quantize_rtn_model(fp16_model, spec, result);
+    quantize_rtn_model(fp16_model, spec, result, sink);
   // Calibration (tokenizing, block forwards) included: what a user waits for, per method.
   result.quantization["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return result;
 }
 
+QuantizeMemoryPlan plan_quantize_memory(const Model& source, const QuantizeOptions& options) {
+  const LlamaConfig& c = source.config;
+  QuantizeMemoryPlan plan;
+  size_t params = 0, largest = 0, stored = 0;
+  int64_t widest_input = 0;
+  auto count_fp16_copy = [&](const Tensor& t) {
+    if (t.data && t.dtype == DType::F32) plan.fp16_copy += static_cast<size_t>(t.numel()) * 2;
+  };
+  for (const auto& [n, k] : linear_dims(c)) {
+    params += static_cast<size_t>(n) * k;
+    largest = std::max(largest, static_cast<size_t>(n) * k);
+    widest_input = std::max<int64_t>(widest_input, k);
+  }
+  if (!source.layers.empty()) {
+    const LayerWeights& l = source.layers[0];
+    stored = l.attn_norm.nbytes() + l.mlp_norm.nbytes();
+    for (const Linear* linear : block_linears(l)) stored += linear->dense.nbytes() + linear->bias.nbytes();
+  }
+  for (const LayerWeights& l : source.layers) {
+    count_fp16_copy(l.attn_norm);
+    count_fp16_copy(l.mlp_norm);
+    for (const Linear* linear : block_linears(l)) {
+      count_fp16_copy(linear->dense);
+      count_fp16_copy(linear->bias);
+    }
+  }
+  count_fp16_copy(source.embed_tokens);
+  count_fp16_copy(source.norm);
+  if (!c.tie_word_embeddings) count_fp16_copy(source.lm_head);
+  // Per parameter: one byte of codes, and the FP32 copies of the block each quantizer keeps (AWQ:
+  // the FP16 block, the scaled one and the RTN and AWQ blocks it compares; GPTQ: three of them);
+  // per largest linear: its transient FP32 copies; GPTQ: the double Hessian of the widest input.
+  const MethodFamily f = options.family;
+  const size_t fp32_copies = f == MethodFamily::Awq ? 4 : f == MethodFamily::Gptq ? 3 : f == MethodFamily::RtnKeep ? 1 : 0;
+  plan.block = stored + params * (1 + 4 * fp32_copies) + largest * 12;
+  if (f == MethodFamily::Gptq) plan.block += static_cast<size_t>(widest_input * widest_input) * sizeof(double);
+  const bool calibrated = f == MethodFamily::Awq || f == MethodFamily::Gptq ||
+                          (f == MethodFamily::RtnKeep && options.keep_by == KeepBy::Act);
+  if (calibrated) {
+    // Per token: the block input and its outputs (FP16, RTN, quantized: 5 rows of hidden_size at
+    // most), the captured linear inputs (4 x hidden + intermediate) and the forward pass's
+    // q/k/v and gate/up (3 x hidden + 2 x intermediate), FP32.
+    const size_t tokens = static_cast<size_t>(options.calib_samples) * options.calib_seq_len;
+    plan.activations = tokens * sizeof(float) * (12 * static_cast<size_t>(c.hidden_size) + 3 * static_cast<size_t>(c.intermediate_size));
+  }
+  plan.embeddings = std::max(source.embed_tokens.nbytes(), c.tie_word_embeddings ? 0 : source.lm_head.nbytes());
+  return plan;
+}
+
 Model to_fp16(const Model& model) {
   Model out = model;
+  // BF16 stays as stored: its values are the released model's, and widening BF16 to F16 would
+  // round small weights (below F16's normal range) and copy the whole model.
   auto convert = [](Tensor& t) {
-    if (t.data && t.dtype != DType::F16) t = Tensor::from_float(t.name, t.shape, t.to_float(), DType::F16);
+    if (t.data && t.dtype == DType::F32) t = Tensor::from_float(t.name, t.shape, t.to_float(), DType::F16);
   };
   convert(out.embed_tokens);
   for (LayerWeights& l : out.layers) {

@@ -56,19 +56,27 @@ bool quantize_group(const float* w, int len, const QuantSpec& spec, float clip, 
 namespace {
 constexpr long kParallelMin = 1 << 15;  // weights
 
-// Runs quantize_group over every (row, group) of W [n, k], OpenMP over rows; throws naming the
-// tensor and the first bad row if a group's scale is not finite (NaN/Inf weights or an FP16 overflow).
-template <class PerGroup>
-void for_each_group(int n, int k, int group, const std::string& name, PerGroup per_group) {
+// Runs per_group(o, g, begin, len, row_codes) over every (row, group) of W [n, k], then
+// row_done(o, row_codes), OpenMP over rows; row_codes [k] is the running thread's scratch for the
+// codes of row o. Throws naming the tensor and the first bad row if a group's scale is not finite
+// (NaN/Inf weights or an FP16 overflow).
+template <class PerGroup, class RowDone>
+void for_each_group(int n, int k, int group, const std::string& name, PerGroup per_group, RowDone row_done) {
   const int n_groups = (k + group - 1) / group;
   int bad_row = n;
   // Threads only pay off past small matrices (each parallel region costs a wake-up of the team).
-#pragma omp parallel for schedule(static) reduction(min : bad_row) if (static_cast<long>(n) * k >= kParallelMin)
-  for (int o = 0; o < n; ++o)
-    for (int g = 0; g < n_groups; ++g) {
-      const int begin = g * group;
-      if (!per_group(o, g, begin, std::min(group, k - begin))) bad_row = std::min(bad_row, o);
+#pragma omp parallel reduction(min : bad_row) if (static_cast<long>(n) * k >= kParallelMin)
+  {
+    std::vector<uint8_t> row_codes(static_cast<size_t>(k));
+#pragma omp for schedule(static)
+    for (int o = 0; o < n; ++o) {
+      for (int g = 0; g < n_groups; ++g) {
+        const int begin = g * group;
+        if (!per_group(o, g, begin, std::min(group, k - begin), row_codes.data())) bad_row = std::min(bad_row, o);
+      }
+      row_done(o, row_codes.data());
     }
+  }
   if (bad_row < n)
     fail(name, "output channel " + std::to_string(bad_row) + ": a group scale is not a finite FP16 number "
                "(non-finite weights, or a range beyond FP16)");
@@ -79,21 +87,18 @@ QuantizedWeight quantize_rtn(const float* w, int n, int k, const QuantSpec& spec
                              const std::string& name) {
   check_quant_spec(spec, name);
   QuantizedWeight qw;
-  qw.n = n;
-  qw.k = k;
-  qw.bits = spec.bits;
-  qw.group_size = spec.group_for(k);
+  qw.allocate(n, k, spec.bits, spec.group_for(k));
   qw.symmetric = spec.symmetric;
   const int n_groups = qw.n_groups();
-  qw.q.resize(static_cast<size_t>(n) * k);
-  qw.scales.resize(static_cast<size_t>(n_groups) * n);
-  qw.zeros.resize(static_cast<size_t>(n_groups) * n);
-  for_each_group(n, k, qw.group_size, name, [&](int o, int g, int begin, int len) {
-    const size_t at = static_cast<size_t>(o) * k + begin;
-    return quantize_group(w + at, len, spec, clip_max ? clip_max[static_cast<size_t>(o) * n_groups + g] : 0.0f,
-                          qw.q.data() + at, &qw.scales[static_cast<size_t>(g) * n + o],
-                          &qw.zeros[static_cast<size_t>(g) * n + o], nullptr);
-  });
+  for_each_group(
+      n, k, qw.group_size, name,
+      [&](int o, int g, int begin, int len, uint8_t* row_codes) {
+        const size_t at = static_cast<size_t>(o) * k + begin;
+        return quantize_group(w + at, len, spec, clip_max ? clip_max[static_cast<size_t>(o) * n_groups + g] : 0.0f,
+                              row_codes + begin, &qw.scales[static_cast<size_t>(g) * n + o],
+                              &qw.zeros[static_cast<size_t>(g) * n + o], nullptr);
+      },
+      [&](int o, const uint8_t* row_codes) { qw.set_row_codes(o, row_codes); });
   return qw;
 }
 
@@ -101,13 +106,16 @@ void fake_quantize(const float* w, int n, int k, const QuantSpec& spec, float* w
                    const std::string& name) {
   check_quant_spec(spec, name);
   const int group = spec.group_for(k), n_groups = (k + group - 1) / group;
-  for_each_group(n, k, group, name, [&](int o, int g, int begin, int len) {
-    const size_t at = static_cast<size_t>(o) * k + begin;
-    uint16_t scale_bits;
-    uint8_t zero;
-    return quantize_group(w + at, len, spec, clip_max ? clip_max[static_cast<size_t>(o) * n_groups + g] : 0.0f,
-                          nullptr, &scale_bits, &zero, w_hat + at);
-  });
+  for_each_group(
+      n, k, group, name,
+      [&](int o, int g, int begin, int len, uint8_t*) {
+        const size_t at = static_cast<size_t>(o) * k + begin;
+        uint16_t scale_bits;
+        uint8_t zero;
+        return quantize_group(w + at, len, spec, clip_max ? clip_max[static_cast<size_t>(o) * n_groups + g] : 0.0f,
+                              nullptr, &scale_bits, &zero, w_hat + at);
+      },
+      [](int, const uint8_t*) {});
 }
 
 }  // namespace qb

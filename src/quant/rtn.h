@@ -50,8 +50,14 @@ bool quantize_group(const float* w, int len, const QuantSpec& spec, float clip, 
 
 // The code of one weight on a group's grid (scale: the FP16-rounded value): clamp(round(w / scale)
 // + zero, 0, max_code), round-half-to-even. quantize_group and GPTQ (quant/gptq.h) share it.
+// The rounding is float addition of 1.5 * 2^23 and back, std::nearbyint's result wherever
+// |w / scale| <= 2^22 (and both clamp alike beyond); unlike a call to libm's nearbyintf, which
+// saves and restores the floating-point environment, it vectorizes (AWQ's searches run it for
+// every weight of every candidate).
 inline float grid_code(float w, float scale, int zero, int max_code) {
-  return std::clamp(std::nearbyint(w / scale) + static_cast<float>(zero), 0.0f, static_cast<float>(max_code));
+  constexpr float kRound = 12582912.0f;  // 1.5 * 2^23: the sum's last bit is the units bit
+  const float rounded = (w / scale + kRound) - kRound;
+  return std::clamp(rounded + static_cast<float>(zero), 0.0f, static_cast<float>(max_code));
 }
 
 }  // namespace qb

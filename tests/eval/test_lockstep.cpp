@@ -32,10 +32,10 @@ TEST_CASE("run_lockstep sums exactly what each backend scores, against backends[
     for (uint8_t s : sb.top1_same) same += s;
   }
   CHECK(sums[0].nll.n == 10);
-  CHECK(sums[0].nll.sum == Approx(nll_a.sum).epsilon(1e-12));
+  CHECK(sums[0].nll.sum() == Approx(nll_a.sum()).epsilon(1e-12));
   CHECK(sums[0].kl.n == 0);
-  CHECK(sums[1].nll.sum == Approx(nll_b.sum).epsilon(1e-12));
-  CHECK(sums[1].kl.sum == Approx(kl.sum).epsilon(1e-12));
+  CHECK(sums[1].nll.sum() == Approx(nll_b.sum()).epsilon(1e-12));
+  CHECK(sums[1].kl.sum() == Approx(kl.sum()).epsilon(1e-12));
   CHECK(sums[1].kl_values.size() == 10);
   CHECK(sums[1].top1_same == same);
   CHECK(sums[1].tokens_run == 12);

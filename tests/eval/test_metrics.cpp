@@ -34,6 +34,46 @@ TEST_CASE("mean, standard error and percentile") {
   CHECK(percentile(v, 0.0) == 1);
 }
 
+TEST_CASE("sums are exact: any order and any split of the values give the same bits") {
+  // 1e9 + 0.1 loses the 0.1's low bits in a double; exact sums get 10 x 0.1 back after -1e9.
+  const std::vector<double> values{1e9, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, -1e9, 3.25, 1e-20};
+  MeanAccumulator forward, backward, left, right;
+  for (double v : values) forward.add(v);
+  for (auto it = values.rbegin(); it != values.rend(); ++it) backward.add(*it);
+  for (size_t i = 0; i < values.size(); ++i) (i % 3 ? left : right).add(values[i]);
+  left.add(right);
+  CHECK(forward.n == values.size());
+  CHECK(forward.sum() == 1.0 + 3.25);  // 10 x double(0.1) = 1 + 5.6e-17, rounded back to 1
+  for (const MeanAccumulator* a : {&backward, &left}) {
+    CHECK(a->n == forward.n);
+    CHECK(a->sum_fixed == forward.sum_fixed);
+    CHECK(a->sum_sq_fixed == forward.sum_sq_fixed);
+    CHECK(a->stderr_of_mean() == forward.stderr_of_mean());
+  }
+  MeanAccumulator one;
+  one.add(1e-20);  // below 2^-64: rounds to 0
+  one.add(0x1p-64);
+  CHECK(one.sum_fixed == 1);
+  CHECK_THROWS_WITH(one.add(3e9), Catch::Contains("outside the exact-sum range"));
+  MeanAccumulator big;
+  for (int i = 0; i < 2; ++i) big.add(0x1.fp30);  // squares of 3.75 * 2^60 each: the third passes 2^63
+  CHECK_THROWS_WITH(big.add(0x1.fp30), Catch::Contains("sum outside the exact-sum range"));
+}
+
+TEST_CASE("fixed-point sums as decimal text and back") {
+  using Fixed = MeanAccumulator::Fixed;
+  const Fixed max = ~(Fixed(1) << 127), min = -max - 1;
+  CHECK(fixed_to_decimal(0) == "0");
+  CHECK(fixed_to_decimal(-42) == "-42");
+  CHECK(fixed_to_decimal(Fixed(1) << 64) == "18446744073709551616");
+  CHECK(fixed_to_decimal(max) == "170141183460469231731687303715884105727");
+  CHECK(fixed_to_decimal(min) == "-170141183460469231731687303715884105728");
+  for (Fixed v : {Fixed(0), Fixed(-42), max, min, Fixed(123456789) * Fixed(1000000007) * Fixed(998244353)})
+    CHECK(fixed_from_decimal(fixed_to_decimal(v), "f") == v);
+  for (const char* bad : {"", "-", "1.5", "12a", "170141183460469231731687303715884105728", "+3"})
+    CHECK_THROWS_WITH(fixed_from_decimal(bad, "run.json: nll.sum"), Catch::Contains("run.json: nll.sum"));
+}
+
 TEST_CASE("a model with a zero lm_head has perplexity equal to its vocabulary size") {
   LlamaConfig c = test::small_config(true);
   Model m = test::random_model(c, 4);

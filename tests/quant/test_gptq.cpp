@@ -85,14 +85,8 @@ QuantizedWeight naive_gptq(const std::vector<float>& w_in, int n, int k, const s
     }
   const int group = spec.group_for(k), n_groups = (k + group - 1) / group;
   QuantizedWeight q;
-  q.n = n;
-  q.k = k;
-  q.bits = spec.bits;
-  q.group_size = group;
+  q.allocate(n, k, spec.bits, group);
   q.symmetric = spec.symmetric;
-  q.q.resize(static_cast<size_t>(n) * k);
-  q.scales.resize(static_cast<size_t>(n_groups) * n);
-  q.zeros.resize(q.scales.size());
   auto params = [&](int o, int g, const std::vector<float>& values) {
     REQUIRE(quantize_group(values.data(), static_cast<int>(values.size()), spec, 0.0f, nullptr, &q.scales[g * n + o],
                            &q.zeros[g * n + o], nullptr));
@@ -130,7 +124,7 @@ QuantizedWeight naive_gptq(const std::vector<float>& w_in, int n, int k, const s
       const float scale = half_to_float(q.scales[g * n + o]);
       const int zero = q.zeros[g * n + o];
       const float code = grid_code(static_cast<float>(wp[o * k + i]), scale, zero, spec.max_code());
-      q.q[o * k + channel] = static_cast<uint8_t>(code);
+      q.set_code(o, channel, static_cast<uint8_t>(code));
       const double err = (wp[o * k + i] - (code - zero) * static_cast<double>(scale)) / u(i, i);
       for (int j = i + 1; j < k; ++j) wp[o * k + j] -= err * u(i, j);
     }
@@ -187,14 +181,16 @@ void check_against_naive(const Layer& l, const GptqOptions& options) {
   CHECK(fast.dead_columns == 1);
   CHECK(fast.weight.g_idx.empty());
   int differ = 0, far = 0;
-  for (size_t i = 0; i < naive.q.size(); ++i) {
-    const int d = std::abs(int(fast.weight.q[i]) - int(naive.q[i]));
-    differ += d != 0;
-    far += d > 1;
-  }
-  INFO("codes differing from the float64 reference: " << differ << " of " << naive.q.size());
+  for (int o = 0; o < l.n; ++o)
+    for (int i = 0; i < l.k; ++i) {
+      const int d = std::abs(int(fast.weight.code(o, i)) - int(naive.code(o, i)));
+      differ += d != 0;
+      far += d > 1;
+    }
+  const int codes = l.n * l.k;
+  INFO("codes differing from the float64 reference: " << differ << " of " << codes);
   CHECK(far == 0);
-  CHECK(differ <= static_cast<int>(naive.q.size() / 100));
+  CHECK(differ <= codes / 100);
   const double obj_fast = objective(l.x, l.rows, l.w, fast.weight.dequantize(), l.n, l.k);
   const double obj_naive = objective(l.x, l.rows, l.w, naive.dequantize(), l.n, l.k);
   INFO("objective: fast " << obj_fast << ", float64 reference " << obj_naive);

@@ -21,15 +21,11 @@ namespace {
 // n = 8 outputs, k = 8 inputs, one 4-bit group: q[o][i] = (o + i) % 16, zero[o] = o.
 QuantizedWeight hand_weight() {
   QuantizedWeight w;
-  w.n = 8;
-  w.k = 8;
-  w.bits = 4;
-  w.group_size = 8;
-  for (int o = 0; o < 8; ++o)
-    for (int i = 0; i < 8; ++i) w.q.push_back(static_cast<uint8_t>((o + i) % 16));
+  w.allocate(8, 8, 4, 8);
   for (int o = 0; o < 8; ++o) {
-    w.scales.push_back(float_to_half(0.5f + o));
-    w.zeros.push_back(static_cast<uint8_t>(o));
+    for (int i = 0; i < 8; ++i) w.set_code(o, i, static_cast<uint8_t>((o + i) % 16));
+    w.scales[o] = float_to_half(0.5f + o);
+    w.zeros[o] = static_cast<uint8_t>(o);
   }
   return w;
 }
@@ -64,7 +60,7 @@ void check_same_weights(const Model& a, const Model& b) {
       CHECK(x.bits == y.bits);
       CHECK(x.group_size == y.group_size);
       CHECK(x.symmetric == y.symmetric);
-      CHECK(x.q == y.q);
+      CHECK(x.packed_codes() == y.packed_codes());
       CHECK(x.scales == y.scales);
       CHECK(x.zeros == y.zeros);
       CHECK(x.g_idx == y.g_idx);
@@ -119,11 +115,9 @@ TEST_CASE("GPTQ packing: codes along the input dimension, v1 zero points minus o
   CHECK(unpack_gptq_linear(p, true, "hand").zeros == std::vector<uint8_t>{15, 0, 1, 2, 3, 4, 5, 6});
 
   QuantizedWeight w8;  // 8-bit: four values per word
-  w8.n = 4;
-  w8.k = 4;
-  w8.bits = 8;
-  w8.group_size = 4;
-  w8.q = {1, 2, 3, 4, 10, 20, 30, 40, 0, 0, 0, 255, 9, 9, 9, 9};
+  w8.allocate(4, 4, 8, 4);
+  const uint8_t codes8[4][4] = {{1, 2, 3, 4}, {10, 20, 30, 40}, {0, 0, 0, 255}, {9, 9, 9, 9}};
+  for (int o = 0; o < 4; ++o) w8.set_row_codes(o, codes8[o]);
   w8.scales.assign(4, float_to_half(1.0f));
   w8.zeros = {128, 0, 1, 255};
   const GptqPackedLinear p8 = pack_gptq_linear(w8, "w8");
@@ -131,7 +125,7 @@ TEST_CASE("GPTQ packing: codes along the input dimension, v1 zero points minus o
   CHECK(static_cast<uint32_t>(p8.qweight[1]) == 0x281E140Au);
   CHECK(static_cast<uint32_t>(p8.qweight[2]) == 0xFF000000u);
   CHECK(static_cast<uint32_t>(p8.qzeros[0]) == 0xFE00FF7Fu);  // 127, 255 (0 - 1), 0, 254
-  CHECK(unpack_gptq_linear(p8, false, "w8").q == w8.q);
+  CHECK(unpack_gptq_linear(p8, false, "w8").packed_codes() == w8.packed_codes());
 
   QuantizedWeight w3 = hand_weight();
   w3.bits = 3;
@@ -204,7 +198,7 @@ TEST_CASE("hand-built checkpoints: gptq_v2 zeros, quantize_config.json only, act
       for (int i = 0; i < w.k; ++i) {
         const int g = i % 2;
         const float expected =
-            (float(w.q[o * w.k + i]) - float(w.zeros[g * w.n + o])) * half_to_float(w.scales[g * w.n + o]);
+            (float(w.code(o, i)) - float(w.zeros[g * w.n + o])) * half_to_float(w.scales[g * w.n + o]);
         REQUIRE(deq[o * w.k + i] == expected);
       }
     CHECK(act.layers[0].k_proj.quant->g_idx.empty());  // i / group_size stays implicit

@@ -13,6 +13,11 @@ using namespace qb;
 
 namespace {
 std::vector<float> dequantized(const QuantizedWeight& w) { return w.dequantize(); }
+std::vector<uint8_t> codes_of(const QuantizedWeight& w) {  // [n, k] unpacked
+  std::vector<uint8_t> codes(static_cast<size_t>(w.n) * w.k);
+  for (int o = 0; o < w.n; ++o) w.row_codes(o, &codes[static_cast<size_t>(o) * w.k]);
+  return codes;
+}
 }  // namespace
 
 TEST_CASE("asymmetric 4-bit: scale = range / 15, zero = round(-min / scale)") {
@@ -23,7 +28,7 @@ TEST_CASE("asymmetric 4-bit: scale = range / 15, zero = round(-min / scale)") {
   CHECK(q.n_groups() == 1);
   CHECK(half_to_float(q.scales[0]) == 0.5f);
   CHECK(q.zeros[0] == 3);
-  CHECK(q.q == std::vector<uint8_t>{0, 3, 9, 15});
+  CHECK(codes_of(q) == std::vector<uint8_t>{0, 3, 9, 15});
   CHECK(dequantized(q) == w);
 }
 
@@ -32,7 +37,7 @@ TEST_CASE("asymmetric 2-bit rounds half to even, as torch.round") {
   const std::vector<float> w = {-1.0f, 0.0f, 0.5f, 2.0f};
   const QuantizedWeight q = quantize_rtn(w.data(), 1, 4, {2, -1, false});
   CHECK(q.zeros[0] == 1);
-  CHECK(q.q == std::vector<uint8_t>{0, 1, 1, 3});
+  CHECK(codes_of(q) == std::vector<uint8_t>{0, 1, 1, 3});
   CHECK(dequantized(q) == std::vector<float>{-1.0f, 0.0f, 0.0f, 2.0f});
 }
 
@@ -43,7 +48,7 @@ TEST_CASE("symmetric 4-bit: scale = max|w| / 7, zero fixed at 8") {
   CHECK(half_to_float(q.scales[0]) == 1.0f);
   CHECK(q.zeros[0] == 8);
   CHECK(q.symmetric);
-  CHECK(q.q == std::vector<uint8_t>{1, 12, 9, 8});
+  CHECK(codes_of(q) == std::vector<uint8_t>{1, 12, 9, 8});
   CHECK(dequantized(q) == std::vector<float>{-7.0f, 4.0f, 1.0f, 0.0f});
 }
 
@@ -56,7 +61,7 @@ TEST_CASE("the scale is rounded to FP16 before the codes are computed") {
   CHECK(half_to_float(q.scales[0]) == scale);
   CHECK(q.zeros[0] == static_cast<uint8_t>(std::nearbyint(0.6f / scale)));
   for (int i = 0; i < 4; ++i)
-    CHECK(q.q[i] == static_cast<uint8_t>(std::clamp(std::nearbyint(w[i] / scale) + q.zeros[0], 0.0f, 15.0f)));
+    CHECK(q.code(0, i) == static_cast<uint8_t>(std::clamp(std::nearbyint(w[i] / scale) + q.zeros[0], 0.0f, 15.0f)));
 }
 
 TEST_CASE("a group size that does not divide k gives a shorter last group; layout [n_groups, n]") {
@@ -71,10 +76,10 @@ TEST_CASE("a group size that does not divide k gives a shorter last group; layou
   CHECK(half_to_float(q.scales[1 * 2 + 1]) == round_to_half(0.2f));  // group 1, row 1
   CHECK(q.zeros[1 * 2 + 0] == 0);
   CHECK(q.zeros[1 * 2 + 1] == 15);
-  CHECK(q.q[4] == 0);
-  CHECK(q.q[5] == 15);
-  CHECK(q.q[6 + 4] == 0);
-  CHECK(q.q[6 + 5] == 15);
+  CHECK(q.code(0, 4) == 0);
+  CHECK(q.code(0, 5) == 15);
+  CHECK(q.code(1, 4) == 0);
+  CHECK(q.code(1, 5) == 15);
 }
 
 TEST_CASE("per-channel (-1) is one group of k per output channel") {
@@ -110,7 +115,8 @@ TEST_CASE("fake_quantize gives exactly the dequantized codes, all widths and gro
         fake_quantize(w.data(), n, k, spec, fake.data(), c);
         const QuantizedWeight q = quantize_rtn(w.data(), n, k, spec, c);
         CHECK(q.dequantize() == fake);
-        CHECK(*std::max_element(q.q.begin(), q.q.end()) <= spec.max_code());
+        const std::vector<uint8_t> codes = codes_of(q);
+        CHECK(*std::max_element(codes.begin(), codes.end()) <= spec.max_code());
       }
 }
 

@@ -53,7 +53,7 @@ TEST_CASE("kept columns are the FP16 originals bit for bit; the others are plain
         REQUIRE(l.kept);
         const int n = l.out_features(), k = l.in_features();
         CHECK(static_cast<int>(l.kept->cols.size()) == kept_channel_count(k, 0.1));
-        CHECK(l.quant->q == plain[t]->quant->q);  // W is quantized whole, kept columns included
+        CHECK(l.quant->packed_codes() == plain[t]->quant->packed_codes());  // W is quantized whole, kept columns included
         const std::vector<float> w = original[t]->dense.to_float(), w_rtn = widen_linear(*plain[t]),
                                  w_keep = widen_linear(l);
         std::vector<bool> is_kept(k, false);
