@@ -36,18 +36,6 @@ size_t quantized_linear_bytes(const LlamaConfig& c, int bits, int group_size, do
   return block * c.n_layers;
 }
 
-size_t block_fp32_bytes(const LlamaConfig& c) {
-  size_t params = 0;
-  for (const auto& [n, k] : linear_dims(c)) params += static_cast<size_t>(n) * k;
-  return params * 4;
-}
-
-size_t calibration_activation_bytes(const LlamaConfig& c, int samples, int seq_len) {
-  // x, attn_in, o_in, mlp_in (hidden each) and down_in (inner), float32.
-  const size_t per_token = 4 * static_cast<size_t>(c.hidden_size) + c.intermediate_size;
-  return static_cast<size_t>(samples) * seq_len * per_token * 4;
-}
-
 size_t forward_activation_bytes(const LlamaConfig& c, int ctx) {
   const size_t kv = static_cast<size_t>(c.n_kv_heads) * c.head_dim();
   const size_t per_token = c.hidden_size + static_cast<size_t>(c.n_heads) * c.head_dim() + 2 * kv +
@@ -65,8 +53,7 @@ MemoryPlan plan_eval_memory(const MemoryPlanInputs& in) {
   }
   p.weights_lockstep = in.fp16_weight_bytes + all;
   p.weights_sequential = in.fp16_weight_bytes + largest;
-  if (in.quantizes) p.quantization = block_fp32_bytes(in.config);
-  if (in.calib_samples > 0) p.quantization += calibration_activation_bytes(in.config, in.calib_samples, in.calib_seq_len);
+  p.quantization = in.quantization_bytes;
   p.activations_window = forward_activation_bytes(in.config, in.ctx);
   p.activations_lockstep = p.activations_window * (1 + in.methods.size());
   p.activations_sequential = p.activations_window + in.ctx * ReferenceStore::record_bytes(in.config.vocab_size);

@@ -10,10 +10,9 @@
 //   weights      lockstep: the FP16 reference + every method; sequential: the reference + the
 //                largest method (one method at a time; the reference's weights stay, the next
 //                method is quantized from them)
-//   quantization one block's linears in FP32 (quantized block by block) + the calibration
-//                activations of methods that calibrate (awq, gptq, rtn-keep:act): samples x seq_len
-//                x 4 B x the captured inputs of a block, x, attn_in, o_in, mlp_in (hidden each)
-//                and down_in (inner)
+//   quantization the largest quantizer's transient memory, as `quantize` plans it
+//                (quant/quantize.h plan_quantize_memory: one block in FP32 copies + the calibration
+//                activations), given by the caller
 //   activations  per backend and window: ctx x (hidden + q + k + v + 2 inner + vocab) x 4 B + the
 //                attention scores n_heads x ctx x ctx x 4 B; lockstep holds one per backend,
 //                sequential one + one window of reference records
@@ -42,8 +41,7 @@ struct MemoryPlanInputs {
   LlamaConfig config;
   size_t fp16_weight_bytes = 0;        // the reference as stored (Model::weight_bytes())
   std::vector<PlannedMethod> methods;  // every other method
-  bool quantizes = false;              // some method is quantized here
-  int calib_samples = 0, calib_seq_len = 0;  // of the methods that calibrate; 0 samples when none does
+  size_t quantization_bytes = 0;       // the largest quantizer's block + calibration activations
   int ctx = 0;                         // tokens per window
   size_t scored_tokens = 0;            // over all windows: the sequential store's records
 };
@@ -60,9 +58,6 @@ struct MemoryPlan {
 // Linears of every block quantized at bits / group_size (-1: per output channel), plus the input
 // channels rtn-keep keeps in FP16 (keep_fraction of each linear's k, 2 bytes per weight).
 size_t quantized_linear_bytes(const LlamaConfig& c, int bits, int group_size, double keep_fraction = 0);
-// One block's linears widened to FP32.
-size_t block_fp32_bytes(const LlamaConfig& c);
-size_t calibration_activation_bytes(const LlamaConfig& c, int samples, int seq_len);
 size_t forward_activation_bytes(const LlamaConfig& c, int ctx);
 
 MemoryPlan plan_eval_memory(const MemoryPlanInputs& in);

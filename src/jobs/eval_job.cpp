@@ -402,13 +402,23 @@ MemoryPlanInputs memory_plan_inputs(const EvalPlan& plan, const EvalOptions& o) 
   MemoryPlanInputs in;
   const Model& source = plan.source;
   in.config = source.config;
-  // The reference as stored; a source in other dtypes (F32, BF16, GGUF blocks) gets an F16 copy too.
+  // The reference as stored; an F32 source gets an F16 copy too (to_fp16).
   in.fp16_weight_bytes = source.weight_bytes();
   for (const auto& [dtype, bytes] : source.weight_bytes_by_dtype())
-    if (dtype != "F16") {
+    if (dtype == "F32") {
       in.fp16_weight_bytes += static_cast<size_t>(source.parameter_count()) * 2;
       break;
     }
+  // What the quantizer needs beside the weights, as `quantize` plans it: the largest over methods.
+  auto plan_quantizer = [&](const MethodSpec& s) {
+    QuantizeOptions q = o.quantize;
+    q.family = s.family;
+    q.bits = s.bits;
+    q.group_size = s.group_size;
+    q.keep_by = s.keep_by;
+    const QuantizeMemoryPlan plan = plan_quantize_memory(source, q);
+    in.quantization_bytes = std::max(in.quantization_bytes, plan.block + plan.activations);
+  };
   for (size_t i = 1; i < plan.specs.size(); ++i) {
     const MethodSpec& s = plan.specs[i];
     PlannedMethod m;
@@ -417,17 +427,13 @@ MemoryPlanInputs memory_plan_inputs(const EvalPlan& plan, const EvalOptions& o) 
     } else if (s.family == MethodFamily::Gguf) {
       const GgufFileType& t = gguf_file_type(s.gguf_type);
       m = {"gguf " + s.gguf_type, quantized_linear_bytes(in.config, t.bits, ggml::block_elems(t.default_type))};
-      in.quantizes = true;
+      plan_quantizer(s);
     } else {
       const bool keep = s.family == MethodFamily::RtnKeep;
       m.label = method_label(family_name(s.family), s.bits, s.group_size,
                              keep ? keep_label(keep_by_name(s.keep_by), s.keep_fraction) : "");
       m.weight_bytes = quantized_linear_bytes(in.config, s.bits, s.group_size, keep ? s.keep_fraction : 0);
-      in.quantizes = true;
-      if (s.family == MethodFamily::Awq || s.family == MethodFamily::Gptq || (keep && s.keep_by == KeepBy::Act)) {
-        in.calib_samples = o.quantize.calib_samples;
-        in.calib_seq_len = o.quantize.calib_seq_len;
-      }
+      plan_quantizer(s);
     }
     in.methods.push_back(m);
   }

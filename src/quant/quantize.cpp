@@ -216,12 +216,12 @@ void quantize_awq_model(const Model& fp16, const QuantizeOptions& options, const
   Progress progress("awq", c.n_layers);
   for (int i = 0; i < c.n_layers; ++i) {
     const auto start = std::chrono::steady_clock::now();
-    const CpuLayer fp = widen_layer(fp16.layers[i]);
+    CpuLayer fp = widen_layer(fp16.layers[i]);
     BlockInputs inputs;
     std::vector<float> y_fp = x;
     forward(c, fp, y_fp.data(), n_seq, seq_len, &inputs);
     const double calibration_seconds = seconds_since(start);
-    const AwqBlockResult search = options.awq_device.search ? options.awq_device.search(c, fp, inputs, n_seq, seq_len, awq)
+    AwqBlockResult search = options.awq_device.search ? options.awq_device.search(c, fp, inputs, n_seq, seq_len, awq)
                                                             : awq_search_block(c, fp, inputs, n_seq, seq_len, awq);
 
     LayerWeights& out = result.model.layers[i];
@@ -229,9 +229,10 @@ void quantize_awq_model(const Model& fp16, const QuantizeOptions& options, const
     const auto fp_weights = block_linears(fp);
     const auto scaled_weights = block_linears(search.scaled);
     const auto captured = linear_inputs(inputs);
-    CpuLayer rtn_layer = fp, awq_layer = search.scaled;
-    const auto rtn_weights = block_linears(rtn_layer);
-    const auto awq_weights = block_linears(awq_layer);
+    // Once a linear's errors are measured, its FP16 and scaled weights are not needed again: the two
+    // blocks become the RTN and AWQ blocks in place, linear by linear (two FP32 block copies fewer).
+    CpuLayer& rtn_layer = fp;
+    CpuLayer& awq_layer = search.scaled;
     const auto errors_start = std::chrono::steady_clock::now();
     double quantize_seconds = 0.0;
     for (int t = 0; t < kNumLinears; ++t) {
@@ -244,26 +245,28 @@ void quantize_awq_model(const Model& fp16, const QuantizeOptions& options, const
           std::make_shared<const QuantizedWeight>(quantize_rtn(scaled_weights[t]->data(), n, k, spec, clip, name));
       linears[t]->dense = Tensor{};
       quantize_seconds += seconds_since(quantize_start);
-      *rtn_weights[t] = fake_quantized(w, n, k, spec, nullptr, name);
-      *awq_weights[t] = fake_quantized(*scaled_weights[t], n, k, spec, clip, name);
+      std::vector<float> w_rtn = fake_quantized(w, n, k, spec, nullptr, name);
+      std::vector<float> w_awq = fake_quantized(*scaled_weights[t], n, k, spec, clip, name);
       // The AWQ layer's weight in the FP16 model's coordinates: diag(s_out) Q(W') diag(s_in)^-1.
-      std::vector<float> awq_effective = *awq_weights[t];
+      std::vector<float> awq_effective = w_awq;
       const std::vector<float>* s_in = input_scale(search.scales, t);
       const std::vector<float>* s_out = output_scale(search.scales, t);
       for (int o = 0; o < n; ++o)
         for (int j = 0; j < k; ++j)
           awq_effective[static_cast<size_t>(o) * k + j] *= (s_out ? (*s_out)[o] : 1.0f) / (s_in ? (*s_in)[j] : 1.0f);
       const std::vector<float> x_sample = sample_rows(*captured[t], k, kErrorSampleTokens);
-      const std::vector<double> out_errors = output_errors(x_sample, w, {rtn_weights[t], &awq_effective}, n, k);
+      const std::vector<double> out_errors = output_errors(x_sample, w, {&w_rtn, &awq_effective}, n, k);
       nlohmann::json entry = {{"name", name},
                               {"alpha", number_or_null(search.alpha[t])},
                               {"clip_ratio", number_or_null(search.clip_ratio_mean[t])},
-                              {"weight_error_rtn", relative_error(*rtn_weights[t], w)},
+                              {"weight_error_rtn", relative_error(w_rtn, w)},
                               {"weight_error", relative_error(awq_effective, w)},
                               {"output_error_rtn", out_errors[0]},
                               {"output_error", out_errors[1]}};
       if (t == kO && !o_scaled) entry["scaling"] = "skipped (v_proj and o_proj shapes differ)";
       result.layers.push_back(entry);
+      *fp_weights[t] = std::move(w_rtn);
+      *scaled_weights[t] = std::move(w_awq);
     }
     // Norms hold the folded 1/s, stored in the source dtype.
     out.attn_norm = Tensor::from_float(out.attn_norm.name, out.attn_norm.shape, search.scaled.attn_norm,
@@ -302,12 +305,13 @@ void quantize_awq_model(const Model& fp16, const QuantizeOptions& options, const
                              {"alpha_down", search.alpha[kDown]},
                              {"output_error_rtn", err_rtn},
                              {"output_error", err_awq}});
-    char line[256];
+    char alpha_o[16] = "skipped", line[256];
+    if (o_scaled) std::snprintf(alpha_o, sizeof(alpha_o), "%.2f", search.alpha[kO]);
     std::snprintf(line, sizeof(line),
                   "awq: block %d/%d: alpha qkv %.2f o %s gate/up %.2f down %.2f; block output error (relative to its "
                   "update) rtn %.4g awq %.4g; %.2f s",
-                  i + 1, c.n_layers, search.alpha[kQ], o_scaled ? std::to_string(search.alpha[kO]).c_str() : "skipped",
-                  search.alpha[kGate], search.alpha[kDown], err_rtn, err_awq, seconds);
+                  i + 1, c.n_layers, search.alpha[kQ], alpha_o, search.alpha[kGate], search.alpha[kDown], err_rtn,
+                  err_awq, seconds);
     progress.note(line);
     x.swap(options.chain_quantized ? y_awq : y_fp);
     hand_over_block(i, result, sink);
@@ -549,10 +553,11 @@ QuantizeMemoryPlan plan_quantize_memory(const Model& source, const QuantizeOptio
   count_fp16_copy(source.norm);
   if (!c.tie_word_embeddings) count_fp16_copy(source.lm_head);
   // Per parameter: one byte of codes, and the FP32 copies of the block each quantizer keeps (AWQ:
-  // the FP16 block, the scaled one and the RTN and AWQ blocks it compares; GPTQ: three of them);
+  // the FP16 block and the search's working copy, which become the RTN and AWQ blocks it compares,
+  // + one linear's; GPTQ: three of them);
   // per largest linear: its transient FP32 copies; GPTQ: the double Hessian of the widest input.
   const MethodFamily f = options.family;
-  const size_t fp32_copies = f == MethodFamily::Awq ? 4 : f == MethodFamily::Gptq ? 3 : f == MethodFamily::RtnKeep ? 1 : 0;
+  const size_t fp32_copies = f == MethodFamily::Awq ? 3 : f == MethodFamily::Gptq ? 3 : f == MethodFamily::RtnKeep ? 1 : 0;
   plan.block = stored + params * (1 + 4 * fp32_copies) + largest * 12;
   if (f == MethodFamily::Gptq) plan.block += static_cast<size_t>(widest_input * widest_input) * sizeof(double);
   const bool calibrated = f == MethodFamily::Awq || f == MethodFamily::Gptq ||
