@@ -11,24 +11,26 @@
 
 namespace qb::kernels {
 
-// Device memory owned by one object; movable, not copyable.
-class DeviceBuffer {
+// Memory owned by one object, of a Kind that says how it is allocated and freed; movable, not
+// copyable.
+template <class Kind>
+class CudaMemory {
  public:
-  DeviceBuffer() = default;
-  explicit DeviceBuffer(size_t bytes) : bytes_(bytes) {
-    if (bytes > 0) QB_CUDA_CHECK(cudaMalloc(&ptr_, bytes));
+  CudaMemory() = default;
+  explicit CudaMemory(size_t bytes) : bytes_(bytes) {
+    if (bytes > 0) QB_CUDA_CHECK(Kind::allocate(&ptr_, bytes));
   }
-  ~DeviceBuffer() {
-    if (ptr_) cudaFree(ptr_);
+  ~CudaMemory() {
+    if (ptr_) Kind::release(ptr_);
   }
-  DeviceBuffer(DeviceBuffer&& other) noexcept { *this = std::move(other); }
-  DeviceBuffer& operator=(DeviceBuffer&& other) noexcept {
+  CudaMemory(CudaMemory&& other) noexcept { *this = std::move(other); }
+  CudaMemory& operator=(CudaMemory&& other) noexcept {
     std::swap(ptr_, other.ptr_);
     std::swap(bytes_, other.bytes_);
     return *this;
   }
-  DeviceBuffer(const DeviceBuffer&) = delete;
-  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+  CudaMemory(const CudaMemory&) = delete;
+  CudaMemory& operator=(const CudaMemory&) = delete;
 
   template <typename T>
   T* as() const { return static_cast<T*>(ptr_); }
@@ -39,34 +41,18 @@ class DeviceBuffer {
   size_t bytes_ = 0;
 };
 
-// Page-locked host memory (cudaHostAlloc): copies from it to the device run asynchronously, at
-// full link speed. Movable, not copyable.
-class PinnedHostBuffer {
- public:
-  PinnedHostBuffer() = default;
-  explicit PinnedHostBuffer(size_t bytes) : bytes_(bytes) {
-    if (bytes > 0) QB_CUDA_CHECK(cudaHostAlloc(&ptr_, bytes, cudaHostAllocDefault));
-  }
-  ~PinnedHostBuffer() {
-    if (ptr_) cudaFreeHost(ptr_);
-  }
-  PinnedHostBuffer(PinnedHostBuffer&& other) noexcept { *this = std::move(other); }
-  PinnedHostBuffer& operator=(PinnedHostBuffer&& other) noexcept {
-    std::swap(ptr_, other.ptr_);
-    std::swap(bytes_, other.bytes_);
-    return *this;
-  }
-  PinnedHostBuffer(const PinnedHostBuffer&) = delete;
-  PinnedHostBuffer& operator=(const PinnedHostBuffer&) = delete;
-
-  template <typename T>
-  T* as() const { return static_cast<T*>(ptr_); }
-  size_t bytes() const { return bytes_; }
-
- private:
-  void* ptr_ = nullptr;
-  size_t bytes_ = 0;
+struct DeviceMemory {
+  static cudaError_t allocate(void** ptr, size_t bytes) { return cudaMalloc(ptr, bytes); }
+  static cudaError_t release(void* ptr) { return cudaFree(ptr); }
 };
+// Page-locked host memory: copies from it to the device run asynchronously, at full link speed.
+struct PinnedHostMemory {
+  static cudaError_t allocate(void** ptr, size_t bytes) { return cudaHostAlloc(ptr, bytes, cudaHostAllocDefault); }
+  static cudaError_t release(void* ptr) { return cudaFreeHost(ptr); }
+};
+
+using DeviceBuffer = CudaMemory<DeviceMemory>;
+using PinnedHostBuffer = CudaMemory<PinnedHostMemory>;
 
 class CudaStream {
  public:
