@@ -420,7 +420,7 @@ AwqBlockResult CudaAwqSearch::search(const LlamaConfig& c, const CpuLayer& fp16,
       const auto [n, k] = dims[t];
       int n_tokens = 0;
       const std::vector<float> x =
-          awq_clip_tokens(*inputs[t], k, options.clip_sample_tokens, input_scale(result.scales, t), &n_tokens);
+          every_nth_row(*inputs[t], k, options.clip_sample_tokens, input_scale(result.scales, t), &n_tokens);
       result.clip_max[t] = search_clip(*weights[t], n, k, x, n_tokens, options, &result.clip_ratio_mean[t]);
     }
   }

@@ -134,10 +134,10 @@ std::vector<float> awq_alpha_scales(const std::vector<float>& x_mean, double alp
   return s;
 }
 
-std::vector<float> awq_clip_tokens(const std::vector<float>& x, int cols, int n_tokens,
-                                   const std::vector<float>* col_scale, int* n_sampled) {
+std::vector<float> every_nth_row(const std::vector<float>& x, int cols, int n_rows, const std::vector<float>* col_scale,
+                                 int* n_sampled) {
   const size_t rows = x.size() / cols;
-  const size_t step = clip_token_step(rows, n_tokens);
+  const size_t step = clip_token_step(rows, n_rows);
   std::vector<float> out;
   *n_sampled = 0;
   for (size_t r = 0; r < rows; r += step, ++*n_sampled)
@@ -318,7 +318,7 @@ AwqBlockResult awq_search_block(const LlamaConfig& c, const CpuLayer& fp16, cons
       const auto [n, k] = dims[t];
       int n_tokens = 0;
       const std::vector<float> x =
-          awq_clip_tokens(*inputs[t], k, options.clip_sample_tokens, input_scale(result.scales, t), &n_tokens);
+          every_nth_row(*inputs[t], k, options.clip_sample_tokens, input_scale(result.scales, t), &n_tokens);
       result.clip_max[t] =
           awq_search_clip(weights[t]->data(), n, k, x.data(), n_tokens, options, &result.clip_ratio_mean[t]);
     }

@@ -60,12 +60,13 @@ struct BlockScales {
 // The steps that decide the grid, shared by the CPU search and the GPU one (src/gpu) so both see
 // bit-identical candidates: s_x = mean |x| per input channel of x [rows, k] (summed in double);
 // an alpha's scales s = max(s_x^alpha, 1e-4) / sqrt(max(s) * min(s)); and the clip search's
-// tokens, every (rows / n_tokens)-th row of x [rows, cols] divided by col_scale (may be null), as
-// llm-awq's input_feat[:, 0::n // n_sample_token].
+// tokens, every_nth_row(x, cols, clip_sample_tokens, s), as llm-awq's input_feat[:, 0::n // n_sample_token].
 std::vector<float> awq_input_mean(const std::vector<float>& x, int k);
 std::vector<float> awq_alpha_scales(const std::vector<float>& x_mean, double alpha);
-std::vector<float> awq_clip_tokens(const std::vector<float>& x, int cols, int n_tokens,
-                                   const std::vector<float>* col_scale, int* n_sampled);
+// Every (rows / n_rows)-th row of x [rows, cols] (step at least 1), divided by col_scale (may be
+// null); n_sampled receives how many. Also the quantizers' samples for their error reports.
+std::vector<float> every_nth_row(const std::vector<float>& x, int cols, int n_rows, const std::vector<float>* col_scale,
+                                 int* n_sampled);
 
 // Folds the scales into the block; the block's function is unchanged up to float rounding:
 // attn_norm /= s_qkv and q/k/v columns *= s_qkv; v rows /= s_o and o columns *= s_o;

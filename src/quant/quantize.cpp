@@ -63,11 +63,10 @@ std::vector<double> output_errors(const std::vector<float>& x, const std::vector
   return errors;
 }
 
-std::vector<float> sample_rows(const std::vector<float>& x, int cols, int max_rows) {
-  const size_t rows = x.size() / cols, step = std::max<size_t>(1, rows / max_rows);
-  std::vector<float> out;
-  for (size_t r = 0; r < rows; r += step) out.insert(out.end(), x.begin() + r * cols, x.begin() + (r + 1) * cols);
-  return out;
+// Rows of x [rows, cols] that per-layer output errors are measured on (quant/awq.h every_nth_row).
+std::vector<float> error_sample(const std::vector<float>& x, int cols) {
+  int n_sampled = 0;
+  return every_nth_row(x, cols, kErrorSampleTokens, nullptr, &n_sampled);
 }
 
 // ||X W_hat^T - X W^T||^2 / ||X W^T||^2 for X [t, k], W and W_hat [n, k].
@@ -254,7 +253,7 @@ void quantize_awq_model(const Model& fp16, const QuantizeOptions& options, const
       for (int o = 0; o < n; ++o)
         for (int j = 0; j < k; ++j)
           awq_effective[static_cast<size_t>(o) * k + j] *= (s_out ? (*s_out)[o] : 1.0f) / (s_in ? (*s_in)[j] : 1.0f);
-      const std::vector<float> x_sample = sample_rows(*captured[t], k, kErrorSampleTokens);
+      const std::vector<float> x_sample = error_sample(*captured[t], k);
       const std::vector<double> out_errors = output_errors(x_sample, w, {&w_rtn, &awq_effective}, n, k);
       nlohmann::json entry = {{"name", name},
                               {"alpha", number_or_null(search.alpha[t])},
@@ -375,7 +374,7 @@ void quantize_rtn_keep_model(const Model& fp16, const QuantizeOptions& options, 
                               {"output_error_rtn", nullptr},
                               {"output_error", nullptr}};
       if (by_act) {
-        const std::vector<float> x_sample = sample_rows(*captured[t], k, kErrorSampleTokens);
+        const std::vector<float> x_sample = error_sample(*captured[t], k);
         entry["output_error_rtn"] = output_error(x_sample, w, w_rtn, n, k);
         entry["output_error"] = output_error(x_sample, w, w_keep, n, k);
       }
@@ -435,7 +434,7 @@ void quantize_gptq_model(const Model& fp16, const QuantizeOptions& options, cons
       const std::vector<float>& stage_in = *linear_inputs(inputs)[stage[0]];
       const int k = dims[stage[0]].second;
       const std::vector<double> hessian = gptq_hessian(stage_in.data(), rows, k);
-      const std::vector<float> x_sample = sample_rows(stage_in, k, kErrorSampleTokens);
+      const std::vector<float> x_sample = error_sample(stage_in, k);
       for (int t : stage) {
         const std::string name = linear_hf_name(i, t);
         const int n = dims[t].first;
