@@ -68,7 +68,7 @@ ChildRun run_child(const std::vector<std::string>& args) {
 
 struct Options {
   std::string quantbench;  // "" -> beside this executable
-  std::string shapes = "llama-2-7b,llama-2-13b,llama-2-70b,llama-3-8b";
+  std::vector<std::string> shapes = {"llama-2-7b", "llama-2-13b", "llama-2-70b", "llama-3-8b"};
   int layers = 2;
   int calib_samples = 1;
   int ctx = 512;
@@ -78,17 +78,6 @@ struct Options {
   std::string workdir = "/tmp/quantbench-scale-bench";
   std::string out = "scale-bench.json";
 };
-
-std::vector<std::string> split(const std::string& list) {
-  std::vector<std::string> out;
-  size_t begin = 0;
-  while (begin <= list.size()) {
-    const size_t end = std::min(list.find(',', begin), list.size());
-    if (end > begin) out.push_back(list.substr(begin, end - begin));
-    begin = end + 1;
-  }
-  return out;
-}
 
 // The tokenizer whose vocabulary the shape has: Llama-2's SentencePiece model for 32000, Llama-3's
 // tokenizer.json for 128256 (both under the data folder).
@@ -181,7 +170,7 @@ int run(int argc, char** argv) {
   if (const char* d = std::getenv("QUANTBENCH_DATA")) o.data = d;
   CLI::App app{"Peak RSS and speed of eval and quantize at 7B..70B block shapes on this CPU"};
   app.add_option("--quantbench", o.quantbench, "The quantbench executable (default: beside this one)");
-  app.add_option("--shapes", o.shapes, "Catalog model names")->capture_default_str();
+  app.add_option("--shapes", o.shapes, "Catalog model names, comma-separated")->delimiter(',')->capture_default_str();
   app.add_option("--layers", o.layers, "Layers of each generated model")->capture_default_str();
   app.add_option("--calib-samples", o.calib_samples, "AWQ calibration samples of 512 tokens")->capture_default_str();
   app.add_option("--ctx", o.ctx, "Eval window")->capture_default_str();
@@ -201,7 +190,7 @@ int run(int argc, char** argv) {
   // The yardstick at an eval-like shape: a 512-token window through a 4096 x 4096 linear.
   doc["sgemm"] = {{"m", 512}, {"n", 4096}, {"k", 4096}, {"gflops", measured_sgemm_gflops(512, 4096, 4096)}};
   nlohmann::json shapes = nlohmann::json::array();
-  for (const std::string& name : split(o.shapes)) {
+  for (const std::string& name : o.shapes) {
     const CatalogModel* shape = nullptr;
     for (const CatalogModel& m : catalog)
       if (m.name == name) shape = &m;
